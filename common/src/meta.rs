@@ -1,0 +1,86 @@
+use crate::{FlowKey, Timestamp};
+
+/// TCP header flags as the wire carries them (low byte of the flags field).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+
+    pub fn has(self, bits: u8) -> bool {
+        self.0 & bits == bits
+    }
+
+    /// The flags as a two-digit lowercase hex string, the form EVE's `tcp.tcp_flags` uses.
+    pub fn hex(self) -> [u8; 2] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        [HEX[usize::from(self.0 >> 4)], HEX[usize::from(self.0 & 0xf)]]
+    }
+}
+
+/// Which way a packet travels within its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// From the flow's initiator (EVE's `src_ip`) to its responder.
+    ToServer,
+    /// From the responder back to the initiator.
+    ToClient,
+}
+
+/// What the later stages need to know about one decoded packet: a small `Copy` struct built
+/// once by the decoder from a checked view of the frame.
+///
+/// It does not borrow the frame: `payload_offset`/`payload_len` locate the transport payload
+/// within the frame for stages that inspect bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketMeta {
+    pub ts: Timestamp,
+    /// 1-based index of the packet in the capture (EVE's `pcap_cnt`).
+    pub pcap_cnt: u64,
+    /// Bytes the flow counters add for this packet: the captured frame length, as Suricata.
+    pub len: u32,
+    /// The flow key oriented as this packet travels (src = sender).
+    pub key: FlowKey,
+    pub tcp_flags: TcpFlags,
+    pub tcp_seq: u32,
+    pub tcp_ack: u32,
+    pub tcp_win: u16,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// The IP header's TTL or hop limit.
+    pub ttl: u8,
+    pub payload_offset: u32,
+    pub payload_len: u32,
+    /// Set when the packet was rebuilt from IP fragments.
+    pub reassembled: bool,
+}
+
+impl PacketMeta {
+    /// A zeroed packet of the given key, for tests and builders.
+    pub fn new(ts: Timestamp, key: FlowKey, len: u32) -> Self {
+        PacketMeta {
+            ts,
+            pcap_cnt: 0,
+            len,
+            key,
+            tcp_flags: TcpFlags::default(),
+            tcp_seq: 0,
+            tcp_ack: 0,
+            tcp_win: 0,
+            icmp_type: 0,
+            icmp_code: 0,
+            ttl: 64,
+            payload_offset: 0,
+            payload_len: 0,
+            reassembled: false,
+        }
+    }
+}

@@ -1,0 +1,316 @@
+//! The configuration file (`configs/portcullis.yaml`), in Suricata's vocabulary where Suricata
+//! has a word for the thing (`vars.address-groups`, `rule-files`, `flow-timeouts`,
+//! `flow.memcap`, `defrag`, `outputs.eve-log`). This crate owns parsing, defaults and
+//! validation: an unknown key, a wrong type or a bad size is an error that names the file,
+//! the line and the key. It hands the other crates their own `*Config` types and knows
+//! nothing of how they use them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use portcullis_dataplane::decode::DecoderConfig;
+use portcullis_flowtable::{FlowConfig, ProtoTimeouts, Timeouts};
+use serde::Deserialize;
+
+/// A configuration that could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid { path: PathBuf, key: String, message: String },
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    #[serde(default)]
+    pub vars: Vars,
+    /// Directory that relative `rule-files` entries are resolved against.
+    pub default_rule_path: Option<PathBuf>,
+    #[serde(default)]
+    pub rule_files: Vec<PathBuf>,
+    pub classification_file: Option<PathBuf>,
+    pub reference_config_file: Option<PathBuf>,
+    #[serde(default)]
+    pub outputs: Outputs,
+    #[serde(default)]
+    pub flow: FlowSection,
+    #[serde(default)]
+    pub flow_timeouts: FlowTimeoutsSection,
+    #[serde(default)]
+    pub defrag: DefragSection,
+    #[serde(default)]
+    pub threading: Threading,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Vars {
+    #[serde(default)]
+    pub address_groups: BTreeMap<String, String>,
+    #[serde(default)]
+    pub port_groups: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Outputs {
+    #[serde(default)]
+    pub eve_log: EveLog,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EveLog {
+    #[serde(default = "yes", deserialize_with = "yes_no")]
+    pub enabled: bool,
+    /// File to append events to; `-` is stdout. `--eve` overrides it.
+    #[serde(default = "default_eve")]
+    pub filename: PathBuf,
+    /// Event types to write.
+    #[serde(default = "default_types")]
+    pub types: Vec<EventType>,
+}
+
+impl Default for EveLog {
+    fn default() -> Self {
+        EveLog { enabled: true, filename: default_eve(), types: default_types() }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventType {
+    Flow,
+    Stats,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Suricata writes booleans as `yes`/`no`; YAML 1.2 parsers read those as strings.
+fn yes_no<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        B(bool),
+        S(String),
+    }
+    match Raw::deserialize(d)? {
+        Raw::B(b) => Ok(b),
+        Raw::S(s) => match s.to_ascii_lowercase().as_str() {
+            "yes" | "true" | "on" | "1" => Ok(true),
+            "no" | "false" | "off" | "0" => Ok(false),
+            _ => Err(serde::de::Error::custom(format!("`{s}` is not yes or no"))),
+        },
+    }
+}
+fn default_eve() -> PathBuf {
+    PathBuf::from("eve.json")
+}
+fn default_types() -> Vec<EventType> {
+    vec![EventType::Flow, EventType::Stats]
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FlowSection {
+    /// Bytes of flow state across all workers, e.g. `128mb`.
+    pub memcap: Option<ByteSize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FlowTimeoutsSection {
+    pub default: Option<TimeoutsEntry>,
+    pub tcp: Option<TimeoutsEntry>,
+    pub udp: Option<TimeoutsEntry>,
+    pub icmp: Option<TimeoutsEntry>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TimeoutsEntry {
+    pub new: Option<u32>,
+    pub established: Option<u32>,
+    pub closed: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DefragSection {
+    pub trackers: Option<usize>,
+    pub timeout: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Threading {
+    /// Worker threads; absent or `0` means one per core. `--threads` overrides it.
+    pub workers: Option<usize>,
+    /// Packets the dispatcher reads before handing a batch to every worker.
+    pub batch_size: Option<usize>,
+}
+
+/// Adds the line to an "unknown field" message when the YAML parser gave none (it gives
+/// none for keys at the top level).
+fn locate(text: &str, message: String) -> String {
+    if message.contains(" line ") {
+        return message;
+    }
+    let Some(rest) = message.strip_prefix("unknown field `") else { return message };
+    let Some(key) = rest.split('`').next() else { return message };
+    match text.lines().position(|l| l.trim_start().strip_prefix(key).is_some_and(|r| r.trim_start().starts_with(':'))) {
+        Some(n) => format!("{message} at line {} column 1", n + 1),
+        None => message,
+    }
+}
+
+/// A byte count written as a number or with a unit: `64kb`, `128mb`, `1gb` (powers of 1024,
+/// as Suricata reads them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(ByteSize(n)),
+            Raw::S(s) => parse_size(&s).map(ByteSize).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size (use e.g. 64kb, 128mb, 1gb)"))?;
+    let mult = match unit.trim() {
+        "" | "b" => 1,
+        "kb" | "k" | "kib" => 1 << 10,
+        "mb" | "m" | "mib" => 1 << 20,
+        "gb" | "g" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}` in `{s}` (use kb, mb or gb)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses configuration text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let cfg: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: locate(text, e.to_string()) })?
+        };
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid { path: path.into(), key: key.into(), message: message.into() };
+        if let Some(m) = self.flow.memcap {
+            if m.0 < 1 << 16 {
+                return Err(invalid("flow.memcap", "must be at least 64kb"));
+            }
+        }
+        if self.threading.batch_size == Some(0) {
+            return Err(invalid("threading.batch-size", "must be at least 1"));
+        }
+        if self.defrag.trackers == Some(0) {
+            return Err(invalid("defrag.trackers", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The flow table settings for the whole engine (the memcap is split across workers by
+    /// the caller).
+    pub fn flow_config(&self) -> FlowConfig {
+        let d = FlowConfig::default();
+        let t = &self.flow_timeouts;
+        let merge = |base: ProtoTimeouts, e: Option<TimeoutsEntry>| match e {
+            None => base,
+            Some(e) => ProtoTimeouts {
+                new: e.new.unwrap_or(base.new),
+                established: e.established.unwrap_or(base.established),
+                closed: e.closed.unwrap_or(base.closed),
+            },
+        };
+        let default = merge(d.timeouts.default, t.default);
+        FlowConfig {
+            timeouts: Timeouts {
+                tcp: merge(d.timeouts.tcp, t.tcp),
+                udp: merge(d.timeouts.udp, t.udp),
+                icmp: merge(d.timeouts.icmp, t.icmp),
+                default,
+            },
+            memcap: self.flow.memcap.map_or(d.memcap, |m| m.0),
+        }
+    }
+
+    pub fn decoder_config(&self) -> DecoderConfig {
+        let mut c = DecoderConfig::default();
+        if let Some(t) = self.defrag.trackers {
+            c.defrag.max_trackers = t;
+        }
+        if let Some(t) = self.defrag.timeout {
+            c.defrag.timeout_secs = t;
+        }
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("test.yaml"))
+    }
+
+    #[test]
+    fn shipped_config_parses() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/portcullis.yaml"));
+        let c = Config::load(path).unwrap();
+        assert!(c.vars.address_groups.contains_key("HOME_NET"));
+        assert_eq!(c.flow_config().timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("flow:\n  memcap: 1mb\n  hash_size: 3\n").unwrap_err().to_string();
+        assert!(e.contains("hash_size") && e.contains("line 3"), "{e}");
+        let e = parse("outputz: {}\n").unwrap_err().to_string();
+        assert!(e.contains("outputz") && e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn sizes_and_timeouts() {
+        let c = parse("flow:\n  memcap: 64mb\nflow-timeouts:\n  udp:\n    new: 5\n").unwrap();
+        let f = c.flow_config();
+        assert_eq!(f.memcap, 64 << 20);
+        assert_eq!(f.timeouts.udp.new, 5);
+        assert_eq!(f.timeouts.udp.established, 300);
+        let e = parse("flow:\n  memcap: 12parsecs\n").unwrap_err().to_string();
+        assert!(e.contains("unknown size unit"), "{e}");
+        let e = parse("flow:\n  memcap: 1kb\n").unwrap_err().to_string();
+        assert!(e.contains("flow.memcap"), "{e}");
+    }
+}

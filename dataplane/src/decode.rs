@@ -1,0 +1,457 @@
+//! Frame decoding: one captured frame to one [`PacketMeta`].
+//!
+//! etherparse gives the checked, borrowed view of the frame (Ethernet, up to three VLAN tags,
+//! IPv4 with options, IPv6 with extension headers, TCP, UDP, ICMP, ICMPv6); this module turns
+//! it into the small `Copy` summary later stages use and maps every decoding failure onto the
+//! [`Anomaly`] Suricata would count for it. Like Suricata, a packet whose IP header claims more
+//! bytes than were captured is invalid and does not reach the flow table.
+
+use etherparse::err::packet::SliceError;
+use etherparse::err::Layer;
+use etherparse::{LinkSlice, NetSlice, SlicedPacket, TransportSlice};
+use portcullis_common::{ipproto, Anomaly, FlowKey, IpFamily, PacketMeta, TcpFlags, Timestamp};
+
+use crate::capture::{Frame, LinkType};
+use crate::defrag::{Defrag, DefragConfig, FragOutcome};
+
+/// Decoder settings (the config's `defrag` section).
+#[derive(Clone, Copy, Debug)]
+pub struct DecoderConfig {
+    pub defrag: DefragConfig,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig { defrag: DefragConfig::default() }
+    }
+}
+
+/// What one frame decoded to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decoded {
+    /// An IP packet that belongs to a flow.
+    Packet(PacketMeta),
+    /// Valid, but not a flow packet: ARP and other non-IP ethertypes, or an IP fragment held
+    /// for reassembly.
+    NoFlow,
+    /// Malformed at the named place; counted, not tracked.
+    Invalid(Anomaly),
+    /// A link type the decoder does not handle.
+    Unsupported,
+}
+
+/// Decoder counters, named as Suricata's `stats.decoder`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    pub pkts: u64,
+    pub bytes: u64,
+    pub invalid: u64,
+    pub ethernet: u64,
+    pub sll: u64,
+    pub null: u64,
+    pub raw: u64,
+    pub vlan: u64,
+    pub vlan_qinq: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub sctp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+    pub arp: u64,
+    pub unknown_ethertype: u64,
+    pub unsupported_link: u64,
+    pub max_pkt_size: u64,
+    pub events: [u64; Anomaly::COUNT],
+    pub defrag_ipv4_fragments: u64,
+    pub defrag_ipv4_reassembled: u64,
+    pub defrag_ipv6_fragments: u64,
+    pub defrag_ipv6_reassembled: u64,
+    pub defrag_max_trackers_reached: u64,
+    pub defrag_timeouts: u64,
+}
+
+impl DecodeStats {
+    pub fn merge(&mut self, o: &DecodeStats) {
+        macro_rules! add { ($($f:ident),*) => { $(self.$f += o.$f;)* } }
+        add!(pkts, bytes, invalid, ethernet, sll, null, raw, vlan, vlan_qinq, ipv4, ipv6, tcp, udp, sctp, icmpv4, icmpv6, arp,
+            unknown_ethertype, unsupported_link, defrag_ipv4_fragments, defrag_ipv4_reassembled, defrag_ipv6_fragments,
+            defrag_ipv6_reassembled, defrag_max_trackers_reached, defrag_timeouts);
+        self.max_pkt_size = self.max_pkt_size.max(o.max_pkt_size);
+        for (a, b) in self.events.iter_mut().zip(o.events.iter()) {
+            *a += b;
+        }
+    }
+
+    pub fn anomalies(&self) -> u64 {
+        self.events.iter().sum()
+    }
+}
+
+/// Turns frames into [`PacketMeta`]s; owns the IP defragmenter and the decoder counters.
+#[derive(Debug)]
+pub struct Decoder {
+    defrag: Defrag,
+    pub stats: DecodeStats,
+}
+
+impl Default for Decoder {
+    fn default() -> Self {
+        Decoder::new(DecoderConfig::default())
+    }
+}
+
+impl Decoder {
+    pub fn new(cfg: DecoderConfig) -> Self {
+        Decoder { defrag: Defrag::new(cfg.defrag), stats: DecodeStats::default() }
+    }
+
+    /// Decodes one frame. `pcap_cnt` is its 1-based index in the capture.
+    pub fn decode(&mut self, frame: &Frame<'_>, pcap_cnt: u64) -> Decoded {
+        let data = frame.data;
+        self.stats.pkts += 1;
+        self.stats.bytes += data.len() as u64;
+        self.stats.max_pkt_size = self.stats.max_pkt_size.max(data.len() as u64);
+        self.defrag.expire(frame.ts, &mut self.stats);
+        let sliced = match frame.link {
+            LinkType::Ethernet => {
+                self.stats.ethernet += 1;
+                SlicedPacket::from_ethernet(data)
+            }
+            LinkType::LinuxSll => {
+                self.stats.sll += 1;
+                SlicedPacket::from_linux_sll(data)
+            }
+            LinkType::LinuxSll2 => {
+                self.stats.sll += 1;
+                if data.len() < 20 {
+                    return self.invalid(Anomaly::SllPktTooSmall);
+                }
+                let proto = u16::from_be_bytes([data[0], data[1]]);
+                SlicedPacket::from_ether_type(etherparse::EtherType(proto), &data[20..])
+            }
+            LinkType::Raw => {
+                self.stats.raw += 1;
+                if data.is_empty() || !matches!(data[0] >> 4, 4 | 6) {
+                    return self.invalid(Anomaly::IpRawInvalidIpVersion);
+                }
+                SlicedPacket::from_ip(data)
+            }
+            LinkType::Null | LinkType::Loop => {
+                self.stats.null += 1;
+                if data.len() < 4 {
+                    return self.invalid(Anomaly::LtnullPktTooSmall);
+                }
+                let family = if frame.link == LinkType::Loop {
+                    u32::from_be_bytes([data[0], data[1], data[2], data[3]])
+                } else {
+                    // Host byte order of the capturing machine: accept either.
+                    let le = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+                    if le < 256 { le } else { u32::from_be_bytes([data[0], data[1], data[2], data[3]]) }
+                };
+                match family {
+                    2 | 10 | 24 | 28 | 30 => SlicedPacket::from_ip(&data[4..]),
+                    _ => return self.invalid(Anomaly::LtnullUnsupportedType),
+                }
+            }
+            LinkType::Other(_) => {
+                self.stats.unsupported_link += 1;
+                return Decoded::Unsupported;
+            }
+        };
+        match sliced {
+            Ok(s) => self.packet(&s, frame, pcap_cnt),
+            Err(e) => {
+                let a = anomaly_of(&e);
+                self.invalid(a)
+            }
+        }
+    }
+
+    fn invalid(&mut self, a: Anomaly) -> Decoded {
+        self.stats.invalid += 1;
+        self.stats.events[a as usize] += 1;
+        Decoded::Invalid(a)
+    }
+
+    fn packet(&mut self, s: &SlicedPacket<'_>, frame: &Frame<'_>, pcap_cnt: u64) -> Decoded {
+        let mut vlan = [0u16; 2];
+        let mut nvlan = 0;
+        for ext in &s.link_exts {
+            if let etherparse::LinkExtSlice::Vlan(v) = ext {
+                if nvlan < 2 {
+                    vlan[nvlan] = v.vlan_identifier().value();
+                }
+                nvlan += 1;
+            }
+        }
+        match nvlan {
+            0 => {}
+            1 => self.stats.vlan += 1,
+            2 => self.stats.vlan_qinq += 1,
+            _ => return self.invalid(Anomaly::VlanTooManyLayers),
+        }
+        let (family, src, dst, payload, ttl) = match &s.net {
+            Some(NetSlice::Ipv4(ip)) => {
+                self.stats.ipv4 += 1;
+                let h = ip.header();
+                (IpFamily::V4, h.source_addr().into(), h.destination_addr().into(), ip.payload(), h.ttl())
+            }
+            Some(NetSlice::Ipv6(ip)) => {
+                self.stats.ipv6 += 1;
+                let h = ip.header();
+                (IpFamily::V6, h.source_addr().into(), h.destination_addr().into(), ip.payload(), h.hop_limit())
+            }
+            Some(NetSlice::Arp(_)) => {
+                self.stats.arp += 1;
+                return Decoded::NoFlow;
+            }
+            None => {
+                if matches!(s.link, Some(LinkSlice::Ethernet2(_)) | Some(LinkSlice::LinuxSll(_))) {
+                    self.stats.unknown_ethertype += 1;
+                }
+                return Decoded::NoFlow;
+            }
+        };
+        let _ = family;
+        let mut key = FlowKey::new(src, dst, 0, 0, payload.ip_number.0);
+        key.vlan = vlan;
+        let mut meta = PacketMeta::new(frame.ts, key, frame.data.len() as u32);
+        meta.pcap_cnt = pcap_cnt;
+        meta.ttl = ttl;
+
+        if payload.fragmented {
+            return match self.defrag.add(s, frame, &mut self.stats) {
+                FragOutcome::Held => Decoded::NoFlow,
+                FragOutcome::Invalid(a) => self.invalid(a),
+                FragOutcome::Complete { payload, header_len } => {
+                    meta.len = (header_len + payload.len()) as u32;
+                    meta.reassembled = true;
+                    let r = self.transport_from_bytes(&mut meta, &payload, header_len);
+                    self.defrag.recycle(payload);
+                    r
+                }
+            };
+        }
+
+        let base = frame.data.as_ptr() as usize;
+        match &s.transport {
+            Some(TransportSlice::Tcp(t)) => {
+                self.stats.tcp += 1;
+                meta.key.sport = t.source_port();
+                meta.key.dport = t.destination_port();
+                meta.tcp_flags = TcpFlags(tcp_flag_byte(t.slice()));
+                meta.tcp_seq = t.sequence_number();
+                meta.tcp_ack = t.acknowledgment_number();
+                meta.tcp_win = t.window_size();
+                meta.payload_offset = (t.payload().as_ptr() as usize - base) as u32;
+                meta.payload_len = t.payload().len() as u32;
+            }
+            Some(TransportSlice::Udp(u)) => {
+                self.stats.udp += 1;
+                meta.key.sport = u.source_port();
+                meta.key.dport = u.destination_port();
+                meta.payload_offset = (u.payload().as_ptr() as usize - base) as u32;
+                meta.payload_len = u.payload().len() as u32;
+            }
+            Some(TransportSlice::Icmpv4(i)) => {
+                self.stats.icmpv4 += 1;
+                meta.icmp_type = i.type_u8();
+                meta.icmp_code = i.code_u8();
+                meta.payload_offset = (i.payload().as_ptr() as usize - base) as u32;
+                meta.payload_len = i.payload().len() as u32;
+            }
+            Some(TransportSlice::Icmpv6(i)) => {
+                self.stats.icmpv6 += 1;
+                meta.icmp_type = i.type_u8();
+                meta.icmp_code = i.code_u8();
+                meta.payload_offset = (i.payload().as_ptr() as usize - base) as u32;
+                meta.payload_len = i.payload().len() as u32;
+            }
+            Some(TransportSlice::Igmp(_)) | None => {
+                let p = payload.payload;
+                match payload.ip_number.0 {
+                    ipproto::TCP => return self.invalid(Anomaly::TcpPktTooSmall),
+                    ipproto::UDP => return self.invalid(Anomaly::UdpPktTooSmall),
+                    ipproto::ICMP => return self.invalid(Anomaly::Icmpv4PktTooSmall),
+                    ipproto::ICMPV6 => return self.invalid(Anomaly::Icmpv6PktTooSmall),
+                    ipproto::SCTP if p.len() >= 12 => {
+                        self.stats.sctp += 1;
+                        meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
+                        meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
+                    }
+                    _ => {}
+                }
+                meta.payload_offset = (p.as_ptr() as usize - base) as u32;
+                meta.payload_len = p.len() as u32;
+            }
+        }
+        Decoded::Packet(meta)
+    }
+
+    /// Fills the transport fields of a reassembled datagram from its payload bytes.
+    fn transport_from_bytes(&mut self, meta: &mut PacketMeta, p: &[u8], header_len: usize) -> Decoded {
+        meta.payload_offset = header_len as u32;
+        meta.payload_len = p.len() as u32;
+        match meta.key.proto {
+            ipproto::TCP => match etherparse::TcpSlice::from_slice(p) {
+                Ok(t) => {
+                    self.stats.tcp += 1;
+                    meta.key.sport = t.source_port();
+                    meta.key.dport = t.destination_port();
+                    meta.tcp_flags = TcpFlags(tcp_flag_byte(t.slice()));
+                    meta.tcp_seq = t.sequence_number();
+                    meta.tcp_ack = t.acknowledgment_number();
+                    meta.tcp_win = t.window_size();
+                    meta.payload_offset += t.header_len() as u32;
+                    meta.payload_len = t.payload().len() as u32;
+                }
+                Err(_) => return self.invalid(Anomaly::TcpPktTooSmall),
+            },
+            ipproto::UDP => {
+                if p.len() < 8 {
+                    return self.invalid(Anomaly::UdpPktTooSmall);
+                }
+                self.stats.udp += 1;
+                meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
+                meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
+                meta.payload_offset += 8;
+                meta.payload_len = (p.len() - 8) as u32;
+            }
+            ipproto::ICMP | ipproto::ICMPV6 => {
+                if p.len() < 4 {
+                    return self.invalid(if meta.key.proto == ipproto::ICMP { Anomaly::Icmpv4PktTooSmall } else { Anomaly::Icmpv6PktTooSmall });
+                }
+                if meta.key.proto == ipproto::ICMP {
+                    self.stats.icmpv4 += 1
+                } else {
+                    self.stats.icmpv6 += 1
+                }
+                meta.icmp_type = p[0];
+                meta.icmp_code = p[1];
+            }
+            _ => {}
+        }
+        Decoded::Packet(*meta)
+    }
+
+    /// Drops every incomplete reassembly (at the end of a capture).
+    pub fn flush(&mut self) {
+        self.defrag.expire(Timestamp(i64::MAX), &mut self.stats);
+    }
+}
+
+fn tcp_flag_byte(tcp_header: &[u8]) -> u8 {
+    tcp_header[13]
+}
+
+/// The Suricata decoder event for an etherparse slicing failure.
+fn anomaly_of(e: &SliceError) -> Anomaly {
+    use etherparse::err::{ip, ipv6_exts};
+    match e {
+        SliceError::Len(l) => match l.layer {
+            Layer::Ethernet2Header | Layer::EtherPayload => Anomaly::EthernetPktTooSmall,
+            Layer::VlanHeader | Layer::MacsecHeader | Layer::MacsecPacket => Anomaly::VlanHeaderTooSmall,
+            Layer::LinuxSllHeader => Anomaly::SllPktTooSmall,
+            Layer::Ipv4Header | Layer::IpHeader if l.required_len <= 20 => Anomaly::Ipv4PktTooSmall,
+            Layer::Ipv4Header | Layer::IpHeader => Anomaly::Ipv4HlenTooSmall,
+            Layer::Ipv4Packet | Layer::IpAuthHeader => Anomaly::Ipv4TruncPkt,
+            Layer::Ipv6Header => Anomaly::Ipv6PktTooSmall,
+            Layer::Ipv6Packet => Anomaly::Ipv6TruncPkt,
+            Layer::Ipv6ExtHeader
+            | Layer::Ipv6HopByHopHeader
+            | Layer::Ipv6DestOptionsHeader
+            | Layer::Ipv6RouteHeader
+            | Layer::Ipv6FragHeader => Anomaly::Ipv6TruncExthdr,
+            Layer::UdpHeader | Layer::UdpPayload => Anomaly::UdpPktTooSmall,
+            Layer::TcpHeader => Anomaly::TcpPktTooSmall,
+            Layer::Icmpv4 | Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply | Layer::Igmp => {
+                Anomaly::Icmpv4PktTooSmall
+            }
+            Layer::Icmpv6 => Anomaly::Icmpv6PktTooSmall,
+            _ => Anomaly::EthernetPktTooSmall,
+        },
+        SliceError::LinuxSll(_) => Anomaly::SllPktTooSmall,
+        SliceError::Macsec(_) => Anomaly::VlanHeaderTooSmall,
+        SliceError::Ip(ip::HeaderError::UnsupportedIpVersion { .. }) => Anomaly::Ipv4WrongIpVersion,
+        SliceError::Ip(ip::HeaderError::Ipv4HeaderLengthSmallerThanHeader { .. }) => Anomaly::Ipv4HlenTooSmall,
+        SliceError::Ipv4(_) => Anomaly::Ipv4WrongIpVersion,
+        SliceError::Ipv6(_) => Anomaly::Ipv6WrongIpVersion,
+        SliceError::Ipv4Exts(_) => Anomaly::Ipv4TruncPkt,
+        SliceError::Ipv6Exts(ipv6_exts::HeaderError::HopByHopNotAtStart) => Anomaly::Ipv6ExthdrInvalidOptlen,
+        SliceError::Ipv6Exts(_) => Anomaly::Ipv6ExthdrInvalidOptlen,
+        SliceError::Tcp(_) => Anomaly::TcpHlenTooSmall,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn frame(data: &[u8]) -> Frame<'_> {
+        Frame { ts: Timestamp(1_000_000), orig_len: data.len() as u32, link: LinkType::Ethernet, data, offset: 0 }
+    }
+
+    fn tcp_packet(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64)
+            .tcp(40000, 80, 1234, 64240)
+            .syn();
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn decodes_tcp_over_ipv4() {
+        let pkt = tcp_packet(b"hello");
+        let mut d = Decoder::default();
+        let Decoded::Packet(m) = d.decode(&frame(&pkt), 1) else { panic!() };
+        assert_eq!(m.key.src_ip().to_string(), "10.0.0.2");
+        assert_eq!((m.key.sport, m.key.dport, m.key.proto), (40000, 80, 6));
+        assert!(m.tcp_flags.has(TcpFlags::SYN));
+        assert_eq!(m.tcp_seq, 1234);
+        assert_eq!(m.len as usize, pkt.len());
+        assert_eq!(&pkt[m.payload_offset as usize..][..m.payload_len as usize], b"hello");
+        assert_eq!((d.stats.ipv4, d.stats.tcp), (1, 1));
+    }
+
+    #[test]
+    fn vlan_ids_enter_the_key() {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .single_vlan(etherparse::VlanId::try_new(42).unwrap())
+            .ipv6([1; 16], [2; 16], 64)
+            .udp(5353, 53);
+        let mut pkt = Vec::new();
+        b.write(&mut pkt, b"q").unwrap();
+        let mut d = Decoder::default();
+        let Decoded::Packet(m) = d.decode(&frame(&pkt), 1) else { panic!() };
+        assert_eq!(m.key.vlan, [42, 0]);
+        assert_eq!(m.key.family, IpFamily::V6);
+        assert_eq!(d.stats.vlan, 1);
+    }
+
+    #[test]
+    fn truncated_ip_is_an_anomaly_not_a_panic() {
+        let pkt = tcp_packet(b"hello world");
+        let mut d = Decoder::default();
+        for cut in 0..pkt.len() - 1 {
+            let r = d.decode(&frame(&pkt[..cut]), 1);
+            assert!(matches!(r, Decoded::Invalid(_)), "cut at {cut}: {r:?}");
+        }
+        assert_eq!(d.stats.events[Anomaly::Ipv4TruncPkt as usize] > 0, true);
+        assert!(d.stats.events[Anomaly::EthernetPktTooSmall as usize] > 0);
+    }
+
+    #[test]
+    fn arp_is_not_a_flow_packet() {
+        let mut pkt = vec![0xff; 12];
+        pkt.extend_from_slice(&[0x08, 0x06]);
+        pkt.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        pkt.extend_from_slice(&[0; 20]);
+        let mut d = Decoder::default();
+        assert_eq!(d.decode(&frame(&pkt), 1), Decoded::NoFlow);
+    }
+}

@@ -1,0 +1,19 @@
+//! Flows. This crate owns the [`FlowTable`]: bidirectional flows keyed by 5-tuple plus VLAN
+//! ids, the TCP state machine that moves a flow through Suricata's `new` / `established` /
+//! `closed` states, per-protocol and per-state timeouts in packet time, per-direction packet
+//! and byte counters, and a memory cap with least-recently-active eviction. Input:
+//! [`PacketMeta`](portcullis_common::PacketMeta) from the decoder, one at a time, plus the
+//! current time; output: a [`FlowRecord`] for every flow that ends (timeout, TCP port reuse,
+//! eviction, shutdown). It does no I/O, makes no syscalls and does not allocate per packet
+//! (the table's storage is reserved up front from the memcap). One table is owned by one
+//! worker thread; the dispatcher guarantees a flow's packets all reach the same worker.
+
+mod record;
+mod table;
+mod tcp;
+mod timeouts;
+
+pub use record::{EndReason, FlowRecord, FlowState};
+pub use table::{FlowConfig, FlowStats, FlowTable, Update};
+pub use tcp::TcpState;
+pub use timeouts::{ProtoTimeouts, Timeouts};

@@ -1,0 +1,479 @@
+//! The flow table: a hash map from canonical key to a slot in a slab, plus one intrusive
+//! activity list per (protocol class, flow state). Every list holds flows with the same
+//! timeout, ordered by last activity, so expiry only ever looks at list heads and the least
+//! recently active flow overall (the memcap victim) is the oldest of the heads.
+
+use hashbrown::HashMap;
+use portcullis_common::{ipproto, Direction, FlowKey, PacketMeta, Timestamp};
+
+use crate::tcp::TcpTracker;
+use crate::timeouts::{list_of, LISTS};
+use crate::{EndReason, FlowRecord, FlowState, Timeouts};
+
+const NIL: u32 = u32::MAX;
+/// flow_id fits in 51 bits so JSON consumers that parse numbers as doubles keep it exact.
+const FLOW_ID_MASK: u64 = (1 << 51) - 1;
+
+/// Flow table settings (the config's `flow` and `flow-timeouts` sections).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowConfig {
+    pub timeouts: Timeouts,
+    /// Bytes the table may use for flows; when a new flow would exceed it, the least recently
+    /// active flow is ended with reason `forced` and counted in `memcap`.
+    pub memcap: u64,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig { timeouts: Timeouts::default(), memcap: 128 << 20 }
+    }
+}
+
+impl FlowConfig {
+    /// How many flows `memcap` allows.
+    pub fn max_flows(&self) -> usize {
+        ((self.memcap as usize) / FLOW_COST).max(1)
+    }
+}
+
+/// Counters of one table, named after Suricata's `stats.flow`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub total: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+    pub other: u64,
+    pub active: u64,
+    /// Flows ended early because the memcap was reached.
+    pub memcap: u64,
+    pub tcp_reuse: u64,
+    pub timeouts: u64,
+    pub end_new: u64,
+    pub end_established: u64,
+    pub end_closed: u64,
+    pub max_active: u64,
+}
+
+impl FlowStats {
+    pub fn merge(&mut self, o: &FlowStats) {
+        macro_rules! add { ($($f:ident),*) => { $(self.$f += o.$f;)* } }
+        add!(total, tcp, udp, icmpv4, icmpv6, other, active, memcap, tcp_reuse, timeouts, end_new, end_established, end_closed, max_active);
+    }
+}
+
+/// What [`FlowTable::update`] did with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// The slot of the packet's flow, stable until the flow ends.
+    pub slot: u32,
+    pub dir: Direction,
+    /// The packet opened a new flow.
+    pub new_flow: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// Canonical key.
+    key: FlowKey,
+    /// The initiator is the canonical key's destination side.
+    initiator_rev: bool,
+    flow_id: u64,
+    start: Timestamp,
+    last: Timestamp,
+    pkts: [u64; 2],
+    bytes: [u64; 2],
+    tcp: TcpTracker,
+    state: FlowState,
+    flags: [u8; 2],
+    icmp: [Option<(u8, u8)>; 2],
+    seen: u8,
+    alerted: bool,
+    list: u8,
+    prev: u32,
+    next: u32,
+}
+
+/// Approximate bytes one flow costs: its slot plus its hash map entry and control byte.
+const FLOW_COST: usize = std::mem::size_of::<Slot>() + std::mem::size_of::<(FlowKey, u32)>() + 1;
+
+#[derive(Clone, Copy, Debug)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+/// A bounded table of bidirectional flows, owned by one worker.
+#[derive(Debug)]
+pub struct FlowTable {
+    cfg: FlowConfig,
+    max_flows: usize,
+    map: HashMap<FlowKey, u32>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    lists: [List; LISTS],
+    timeouts: [u32; LISTS],
+    pub stats: FlowStats,
+}
+
+fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::ToServer => 0,
+        Direction::ToClient => 1,
+    }
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig) -> Self {
+        let mut timeouts = [0; LISTS];
+        for (i, t) in timeouts.iter_mut().enumerate() {
+            *t = cfg.timeouts.for_list(i);
+        }
+        FlowTable {
+            cfg,
+            max_flows: cfg.max_flows(),
+            map: HashMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            lists: [List { head: NIL, tail: NIL }; LISTS],
+            timeouts,
+            stats: FlowStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &FlowConfig {
+        &self.cfg
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Bytes in use by live flows, by the same accounting the memcap uses.
+    pub fn memuse(&self) -> u64 {
+        (self.map.len() * FLOW_COST) as u64
+    }
+
+    fn timed_out(&self, idx: u32, now: Timestamp) -> bool {
+        let s = &self.slots[idx as usize];
+        // Whole seconds, as Suricata compares them.
+        now.secs() >= s.last.secs() + i64::from(self.timeouts[usize::from(s.list)])
+    }
+
+    /// Accounts one packet to its flow, creating the flow if needed. Flows ended on the way
+    /// (the tuple's previous flow timed out or was a closed TCP connection now reused, or the
+    /// least recently active flow evicted for room) are appended to `ended`.
+    pub fn update(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> Update {
+        let (ckey, rev) = p.key.canonical();
+        let mut new_flow = false;
+        let idx = match self.map.get(&ckey).copied() {
+            Some(idx) => {
+                let s = &self.slots[idx as usize];
+                let dir = if rev == s.initiator_rev { Direction::ToServer } else { Direction::ToClient };
+                if self.timed_out(idx, p.ts) {
+                    ended.push(self.end(idx, EndReason::Timeout, p.ts));
+                    new_flow = true;
+                    self.create(ckey, rev, p, ended)
+                } else if p.key.proto == ipproto::TCP && s.tcp.is_reuse(dir, p.tcp_flags, p.tcp_seq) {
+                    self.stats.tcp_reuse += 1;
+                    ended.push(self.end(idx, EndReason::TcpReuse, p.ts));
+                    new_flow = true;
+                    self.create(ckey, rev, p, ended)
+                } else {
+                    idx
+                }
+            }
+            None => {
+                new_flow = true;
+                self.create(ckey, rev, p, ended)
+            }
+        };
+        let dir = self.account(idx, rev, p);
+        Update { slot: idx, dir, new_flow }
+    }
+
+    fn create(&mut self, ckey: FlowKey, rev: bool, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> u32 {
+        if self.map.len() >= self.max_flows {
+            if let Some(victim) = self.least_recent() {
+                self.stats.memcap += 1;
+                ended.push(self.end(victim, EndReason::Forced, p.ts));
+            }
+        }
+        let flow_id = xxhash_rust::xxh3::xxh3_64_with_seed(&p.ts.0.to_le_bytes(), ckey.stable_hash()) & FLOW_ID_MASK;
+        let slot = Slot {
+            key: ckey,
+            initiator_rev: rev,
+            flow_id,
+            start: p.ts,
+            last: p.ts,
+            pkts: [0; 2],
+            bytes: [0; 2],
+            tcp: TcpTracker::default(),
+            state: FlowState::New,
+            flags: [0; 2],
+            icmp: [None; 2],
+            seen: 0,
+            alerted: false,
+            list: list_of(ckey.proto, FlowState::New) as u8,
+            prev: NIL,
+            next: NIL,
+        };
+        let idx = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = slot;
+                i
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.map.insert(ckey, idx);
+        self.push_tail(idx);
+        self.stats.total += 1;
+        match ckey.proto {
+            ipproto::TCP => self.stats.tcp += 1,
+            ipproto::UDP => self.stats.udp += 1,
+            ipproto::ICMP => self.stats.icmpv4 += 1,
+            ipproto::ICMPV6 => self.stats.icmpv6 += 1,
+            _ => self.stats.other += 1,
+        }
+        self.stats.active = self.map.len() as u64;
+        self.stats.max_active = self.stats.max_active.max(self.stats.active);
+        idx
+    }
+
+    fn account(&mut self, idx: u32, rev: bool, p: &PacketMeta) -> Direction {
+        let s = &mut self.slots[idx as usize];
+        let dir = if rev == s.initiator_rev { Direction::ToServer } else { Direction::ToClient };
+        let d = dir_index(dir);
+        s.pkts[d] += 1;
+        s.bytes[d] += u64::from(p.len);
+        s.last = p.ts;
+        s.seen |= 1 << d;
+        let proto = s.key.proto;
+        let state = match proto {
+            ipproto::TCP => {
+                s.flags[d] |= p.tcp_flags.0;
+                s.tcp.update(dir, p.tcp_flags, p.tcp_seq);
+                s.tcp.state.flow_state()
+            }
+            _ => {
+                if matches!(proto, ipproto::ICMP | ipproto::ICMPV6) && s.icmp[d].is_none() {
+                    s.icmp[d] = Some((p.icmp_type, p.icmp_code));
+                }
+                if s.seen == 3 {
+                    FlowState::Established
+                } else {
+                    FlowState::New
+                }
+            }
+        };
+        s.state = state;
+        // Re-queue at the tail of the list for its (possibly new) state.
+        self.unlink(idx);
+        self.slots[idx as usize].list = list_of(proto, state) as u8;
+        self.push_tail(idx);
+        dir
+    }
+
+    /// Marks the flow in `slot` as having raised an alert.
+    pub fn set_alerted(&mut self, slot: u32) {
+        self.slots[slot as usize].alerted = true;
+    }
+
+    /// Ends every flow whose timeout has passed at `now`.
+    pub fn expire(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
+        for l in 0..LISTS {
+            loop {
+                let head = self.lists[l].head;
+                if head == NIL || !self.timed_out(head, now) {
+                    break;
+                }
+                // A timed-out flow is logged as of the moment it timed out, not `now`.
+                let s = &self.slots[head as usize];
+                let at = Timestamp::from_secs_micros(s.last.secs() + i64::from(self.timeouts[l]), 0);
+                ended.push(self.end(head, EndReason::Timeout, at.max(s.last)));
+            }
+        }
+    }
+
+    /// Ends every flow (capture over), ordered by start time then flow id.
+    pub fn flush(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
+        let mut live: Vec<u32> = self.map.values().copied().collect();
+        live.sort_by_key(|&i| (self.slots[i as usize].start, self.slots[i as usize].flow_id));
+        for idx in live {
+            ended.push(self.end(idx, EndReason::Shutdown, now));
+        }
+    }
+
+    fn least_recent(&self) -> Option<u32> {
+        self.lists.iter().filter(|l| l.head != NIL).map(|l| l.head).min_by_key(|&h| self.slots[h as usize].last)
+    }
+
+    fn end(&mut self, idx: u32, reason: EndReason, now: Timestamp) -> FlowRecord {
+        self.unlink(idx);
+        let s = self.slots[idx as usize];
+        self.map.remove(&s.key);
+        self.free.push(idx);
+        self.stats.active = self.map.len() as u64;
+        match s.state {
+            FlowState::New => self.stats.end_new += 1,
+            FlowState::Established => self.stats.end_established += 1,
+            FlowState::Closed => self.stats.end_closed += 1,
+        }
+        if reason == EndReason::Timeout {
+            self.stats.timeouts += 1;
+        }
+        let key = if s.initiator_rev { s.key.reversed() } else { s.key };
+        FlowRecord {
+            key,
+            flow_id: s.flow_id,
+            start: s.start,
+            end: s.last,
+            pkts_toserver: s.pkts[0],
+            pkts_toclient: s.pkts[1],
+            bytes_toserver: s.bytes[0],
+            bytes_toclient: s.bytes[1],
+            state: s.state,
+            reason,
+            alerted: s.alerted,
+            tcp_state: s.tcp.state,
+            tcp_flags_ts: s.flags[0],
+            tcp_flags_tc: s.flags[1],
+            icmp_ts: s.icmp[0],
+            icmp_tc: s.icmp[1],
+            logged_at: now,
+        }
+    }
+
+    fn unlink(&mut self, idx: u32) {
+        let (prev, next, l) = {
+            let s = &self.slots[idx as usize];
+            (s.prev, s.next, usize::from(s.list))
+        };
+        if prev == NIL {
+            if self.lists[l].head == idx {
+                self.lists[l].head = next;
+            }
+        } else {
+            self.slots[prev as usize].next = next;
+        }
+        if next == NIL {
+            if self.lists[l].tail == idx {
+                self.lists[l].tail = prev;
+            }
+        } else {
+            self.slots[next as usize].prev = prev;
+        }
+        let s = &mut self.slots[idx as usize];
+        s.prev = NIL;
+        s.next = NIL;
+    }
+
+    fn push_tail(&mut self, idx: u32) {
+        let l = usize::from(self.slots[idx as usize].list);
+        let tail = self.lists[l].tail;
+        self.slots[idx as usize].prev = tail;
+        self.slots[idx as usize].next = NIL;
+        if tail == NIL {
+            self.lists[l].head = idx;
+        } else {
+            self.slots[tail as usize].next = idx;
+        }
+        self.lists[l].tail = idx;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use portcullis_common::TcpFlags;
+
+    fn pkt(src: &str, dst: &str, sp: u16, dp: u16, proto: u8, secs: i64, flags: u8) -> PacketMeta {
+        let key = FlowKey::new(src.parse().unwrap(), dst.parse().unwrap(), sp, dp, proto);
+        let mut p = PacketMeta::new(Timestamp::from_secs_micros(secs, 0), key, 100);
+        p.tcp_flags = TcpFlags(flags);
+        p
+    }
+
+    const S: u8 = TcpFlags::SYN;
+    const SA: u8 = TcpFlags::SYN | TcpFlags::ACK;
+    const A: u8 = TcpFlags::ACK;
+    const R: u8 = TcpFlags::RST;
+
+    #[test]
+    fn counts_both_directions_of_one_flow() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        let u1 = t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 1, S), &mut ended);
+        let u2 = t.update(&pkt("10.0.0.1", "10.0.0.2", 80, 4000, 6, 1, SA), &mut ended);
+        let u3 = t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 2, A), &mut ended);
+        assert!(u1.new_flow && !u2.new_flow && !u3.new_flow);
+        assert_eq!((u1.dir, u2.dir), (Direction::ToServer, Direction::ToClient));
+        t.flush(Timestamp::from_secs_micros(3, 0), &mut ended);
+        let r = ended[0];
+        assert_eq!(r.key.src_ip().to_string(), "10.0.0.2");
+        assert_eq!((r.pkts_toserver, r.pkts_toclient, r.bytes_toserver), (2, 1, 200));
+        assert_eq!((r.state, r.reason), (FlowState::Established, EndReason::Shutdown));
+        assert_eq!(r.tcp_flags_ts, S | A);
+    }
+
+    #[test]
+    fn idle_flows_time_out_by_state() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        t.update(&pkt("10.0.0.2", "10.0.0.1", 5000, 53, 17, 10, 0), &mut ended);
+        t.expire(Timestamp::from_secs_micros(39, 0), &mut ended);
+        assert!(ended.is_empty(), "udp new timeout is 30 s");
+        t.expire(Timestamp::from_secs_micros(40, 0), &mut ended);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].reason, EndReason::Timeout);
+        assert_eq!(ended[0].logged_at, Timestamp::from_secs_micros(40, 0));
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn tuple_seen_after_timeout_is_a_new_flow() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        t.update(&pkt("10.0.0.2", "10.0.0.1", 5000, 53, 17, 10, 0), &mut ended);
+        let u = t.update(&pkt("10.0.0.1", "10.0.0.2", 53, 5000, 17, 100, 0), &mut ended);
+        assert!(u.new_flow);
+        assert_eq!(u.dir, Direction::ToServer, "the new flow's initiator is this packet's sender");
+        assert_eq!(ended.len(), 1);
+    }
+
+    #[test]
+    fn syn_after_reset_starts_a_new_flow() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 1, S), &mut ended);
+        t.update(&pkt("10.0.0.1", "10.0.0.2", 80, 4000, 6, 1, R | A), &mut ended);
+        let mut again = pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 2, S);
+        again.tcp_seq = 77;
+        assert!(t.update(&again, &mut ended).new_flow);
+        assert_eq!(ended[0].reason, EndReason::TcpReuse);
+        assert_eq!(ended[0].state, FlowState::Closed);
+    }
+
+    #[test]
+    fn memcap_evicts_least_recently_active() {
+        let cfg = FlowConfig { memcap: (FLOW_COST * 2) as u64, ..FlowConfig::default() };
+        let mut t = FlowTable::new(cfg);
+        let mut ended = Vec::new();
+        t.update(&pkt("10.0.0.2", "10.0.0.1", 1, 53, 17, 1, 0), &mut ended);
+        t.update(&pkt("10.0.0.2", "10.0.0.1", 2, 53, 17, 2, 0), &mut ended);
+        t.update(&pkt("10.0.0.2", "10.0.0.1", 1, 53, 17, 3, 0), &mut ended);
+        t.update(&pkt("10.0.0.2", "10.0.0.1", 3, 53, 17, 4, 0), &mut ended);
+        assert_eq!(ended.len(), 1);
+        assert_eq!((ended[0].key.sport, ended[0].reason), (2, EndReason::Forced));
+        assert_eq!(t.stats.memcap, 1);
+        assert_eq!(t.len(), 2);
+    }
+}

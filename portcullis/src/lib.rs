@@ -1,0 +1,11 @@
+//! The engine that ties the crates together, and the `portcullis` binary's library half.
+//! It owns the threads: a reader that pulls frames from capture sources and decodes them, N
+//! workers that each own one shard of the flow table, and a writer that orders and emits EVE
+//! events. Packets cross threads in batches over bounded crossbeam channels, dispatched by
+//! the flow key's stable hash, and the writer merges the workers' output by batch so that
+//! what is written does not depend on the number of workers. Input: capture files (and, with
+//! the live dataplane, interfaces); output: EVE events and a run summary.
+
+pub mod replay;
+
+pub use replay::{run_replay, ReplayOptions, ReplaySummary};
