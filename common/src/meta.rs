@@ -43,6 +43,10 @@ pub enum Direction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketMeta {
     pub ts: Timestamp,
+    /// The engine's clock when the packet was read: the largest timestamp seen so far, so it
+    /// never runs backwards even when capture files are out of time order. Timeouts are
+    /// measured on it; `ts` is what is reported.
+    pub clock: Timestamp,
     /// 1-based index of the packet in the capture (EVE's `pcap_cnt`).
     pub pcap_cnt: u64,
     /// Bytes the flow counters add for this packet: the captured frame length, as Suricata.
@@ -68,6 +72,7 @@ impl PacketMeta {
     pub fn new(ts: Timestamp, key: FlowKey, len: u32) -> Self {
         PacketMeta {
             ts,
+            clock: ts,
             pcap_cnt: 0,
             len,
             key,

@@ -82,6 +82,8 @@ struct Slot {
     flow_id: u64,
     start: Timestamp,
     last: Timestamp,
+    /// `clock` of the last packet: what timeouts are measured against.
+    last_clock: Timestamp,
     pkts: [u64; 2],
     bytes: [u64; 2],
     tcp: TcpTracker,
@@ -162,7 +164,7 @@ impl FlowTable {
     fn timed_out(&self, idx: u32, now: Timestamp) -> bool {
         let s = &self.slots[idx as usize];
         // Whole seconds, as Suricata compares them.
-        now.secs() >= s.last.secs() + i64::from(self.timeouts[usize::from(s.list)])
+        now.secs() >= s.last_clock.secs() + i64::from(self.timeouts[usize::from(s.list)])
     }
 
     /// Accounts one packet to its flow, creating the flow if needed. Flows ended on the way
@@ -175,13 +177,13 @@ impl FlowTable {
             Some(idx) => {
                 let s = &self.slots[idx as usize];
                 let dir = if rev == s.initiator_rev { Direction::ToServer } else { Direction::ToClient };
-                if self.timed_out(idx, p.ts) {
-                    ended.push(self.end(idx, EndReason::Timeout, p.ts));
+                if self.timed_out(idx, p.clock) {
+                    ended.push(self.end(idx, EndReason::Timeout, p.clock));
                     new_flow = true;
                     self.create(ckey, rev, p, ended)
                 } else if p.key.proto == ipproto::TCP && s.tcp.is_reuse(dir, p.tcp_flags, p.tcp_seq) {
                     self.stats.tcp_reuse += 1;
-                    ended.push(self.end(idx, EndReason::TcpReuse, p.ts));
+                    ended.push(self.end(idx, EndReason::TcpReuse, p.clock));
                     new_flow = true;
                     self.create(ckey, rev, p, ended)
                 } else {
@@ -201,7 +203,7 @@ impl FlowTable {
         if self.map.len() >= self.max_flows {
             if let Some(victim) = self.least_recent() {
                 self.stats.memcap += 1;
-                ended.push(self.end(victim, EndReason::Forced, p.ts));
+                ended.push(self.end(victim, EndReason::Forced, p.clock));
             }
         }
         let flow_id = xxhash_rust::xxh3::xxh3_64_with_seed(&p.ts.0.to_le_bytes(), ckey.stable_hash()) & FLOW_ID_MASK;
@@ -211,6 +213,7 @@ impl FlowTable {
             flow_id,
             start: p.ts,
             last: p.ts,
+            last_clock: p.clock,
             pkts: [0; 2],
             bytes: [0; 2],
             tcp: TcpTracker::default(),
@@ -255,6 +258,7 @@ impl FlowTable {
         s.pkts[d] += 1;
         s.bytes[d] += u64::from(p.len);
         s.last = p.ts;
+        s.last_clock = p.clock;
         s.seen |= 1 << d;
         let proto = s.key.proto;
         let state = match proto {
@@ -287,7 +291,9 @@ impl FlowTable {
         self.slots[slot as usize].alerted = true;
     }
 
-    /// Ends every flow whose timeout has passed at `now`.
+    /// Ends every flow whose timeout has passed at `now` (a `clock` value). Each activity list
+    /// is ordered by `last_clock`, which never runs backwards, so this stops at the first
+    /// flow still alive in each list.
     pub fn expire(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
         for l in 0..LISTS {
             loop {
@@ -297,8 +303,8 @@ impl FlowTable {
                 }
                 // A timed-out flow is logged as of the moment it timed out, not `now`.
                 let s = &self.slots[head as usize];
-                let at = Timestamp::from_secs_micros(s.last.secs() + i64::from(self.timeouts[l]), 0);
-                ended.push(self.end(head, EndReason::Timeout, at.max(s.last)));
+                let at = Timestamp::from_secs_micros(s.last_clock.secs() + i64::from(self.timeouts[l]), 0);
+                ended.push(self.end(head, EndReason::Timeout, at.max(s.last_clock)));
             }
         }
     }
@@ -313,7 +319,7 @@ impl FlowTable {
     }
 
     fn least_recent(&self) -> Option<u32> {
-        self.lists.iter().filter(|l| l.head != NIL).map(|l| l.head).min_by_key(|&h| self.slots[h as usize].last)
+        self.lists.iter().filter(|l| l.head != NIL).map(|l| l.head).min_by_key(|&h| (self.slots[h as usize].last_clock, h))
     }
 
     fn end(&mut self, idx: u32, reason: EndReason, now: Timestamp) -> FlowRecord {
@@ -475,5 +481,43 @@ mod tests {
         assert_eq!((ended[0].key.sport, ended[0].reason), (2, EndReason::Forced));
         assert_eq!(t.stats.memcap, 1);
         assert_eq!(t.len(), 2);
+    }
+}
+
+#[cfg(test)]
+mod model {
+    //! The table against a plain `HashMap` model: with no timeouts and no memcap pressure,
+    //! every packet's bytes end up in exactly one record, on the side that sent them.
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap as Model;
+
+    proptest! {
+        #[test]
+        fn counters_match_a_hashmap(pkts in proptest::collection::vec((0u8..4, 0u8..4, 0u16..3, 1u32..1500), 1..400)) {
+            let mut t = FlowTable::new(FlowConfig::default());
+            let mut ended = Vec::new();
+            let mut model: Model<(u8, u8, u16), u64> = Model::new();
+            for (i, (a, b, port, len)) in pkts.iter().enumerate() {
+                let src = format!("10.0.0.{a}").parse().unwrap();
+                let dst = format!("10.0.1.{b}").parse().unwrap();
+                let (sp, dp) = if i % 2 == 0 { (1000 + port, 53) } else { (53, 1000 + port) };
+                let (src, dst, key) = if i % 2 == 0 { (src, dst, (*a, *b, *port)) } else { (dst, src, (*a, *b, *port)) };
+                let p = PacketMeta::new(Timestamp::from_secs_micros(1 + i as i64 / 100, 0), FlowKey::new(src, dst, sp, dp, 17), *len);
+                t.update(&p, &mut ended);
+                *model.entry(key).or_default() += u64::from(*len);
+            }
+            t.flush(Timestamp::from_secs_micros(10, 0), &mut ended);
+            prop_assert_eq!(ended.len(), model.len());
+            let total: u64 = ended.iter().map(|r| r.bytes_toserver + r.bytes_toclient).sum();
+            prop_assert_eq!(total, model.values().sum::<u64>());
+            for r in &ended {
+                let a = r.key.src_ip().to_string();
+                let (lo, hi) = if a.starts_with("10.0.0.") { (r.key.src_ip(), r.key.dst_ip()) } else { (r.key.dst_ip(), r.key.src_ip()) };
+                let port = if r.key.sport == 53 { r.key.dport } else { r.key.sport };
+                let last = |ip: std::net::IpAddr| ip.to_string().rsplit('.').next().unwrap().parse::<u8>().unwrap();
+                prop_assert_eq!(Some(&(r.bytes_toserver + r.bytes_toclient)), model.get(&(last(lo), last(hi), port - 1000)));
+            }
+        }
     }
 }

@@ -259,7 +259,8 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             pcap_cnt += 1;
             watermark = watermark.max(frame.ts);
             match decoder.decode(&frame, pcap_cnt) {
-                Decoded::Packet(meta) => {
+                Decoded::Packet(mut meta) => {
+                    meta.clock = watermark;
                     let w = (meta.key.stable_hash() % n as u64) as usize;
                     batches[w].push(meta);
                 }

@@ -1,0 +1,187 @@
+//! End-to-end replay tests: the shared captures, thread-count independence, the EVE schema,
+//! the demo capture, and how damaged input is reported.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use portcullis::{run_replay, ReplayOptions};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shared corpora: `$PORTCULLIS_DATA`, else `../shared/data` beside the checkout.
+fn data_dir() -> Option<PathBuf> {
+    let d = std::env::var_os("PORTCULLIS_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
+    if d.join("pcaps").is_dir() {
+        Some(d)
+    } else {
+        eprintln!("skipping: shared data not found at {} (set PORTCULLIS_DATA)", d.display());
+        None
+    }
+}
+
+fn demo() -> PathBuf {
+    root().join("configs/demo/demo.pcap")
+}
+
+fn replay_to_string(inputs: Vec<PathBuf>, threads: usize) -> (portcullis::ReplaySummary, String) {
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let opts = ReplayOptions { inputs, threads, eve: Some(out.path().to_path_buf()), ..ReplayOptions::default() };
+    let s = run_replay(&opts).unwrap();
+    (s, std::fs::read_to_string(out.path()).unwrap())
+}
+
+fn events(text: &str) -> Vec<Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Runs `f` on a thread and fails if it takes longer than `limit` (a hang).
+fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit).expect("replay did not finish in time (hang?) or panicked")
+}
+
+#[test]
+fn every_shared_capture_replays_without_panic_or_hang() {
+    let Some(data) = data_dir() else { return };
+    let pcaps = data.join("pcaps");
+    let count = portcullis::replay::expand_inputs(&[pcaps.clone()]).unwrap().len();
+    let (s, text) = within(Duration::from_secs(300), move || replay_to_string(vec![pcaps], 2));
+    assert_eq!(s.files, count);
+    assert!(count > 1300, "expected the nDPI, Zeek, attack, scan and 830 tcpdump captures, found {count}");
+    assert!(s.packets > 100_000 && s.flows > 10_000, "{s:?}");
+    // Damaged files are reported, one line each, naming the file.
+    for e in &s.capture_errors {
+        assert!(e.contains(".pcap"), "{e}");
+    }
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event_type"], "stats");
+    assert_eq!(last["stats"]["decoder"]["pkts"].as_u64(), Some(s.packets));
+}
+
+#[test]
+fn every_malformed_capture_alone_replays() {
+    let Some(data) = data_dir() else { return };
+    let files = portcullis::replay::expand_inputs(&[data.join("pcaps/malformed-tcpdump")]).unwrap();
+    assert!(files.len() >= 800);
+    within(Duration::from_secs(300), move || {
+        for f in files {
+            let opts = ReplayOptions { inputs: vec![f.clone()], threads: 1, ..ReplayOptions::default() };
+            if let Err(e) = run_replay(&opts) {
+                panic!("{}: {e}", f.display());
+            }
+        }
+    });
+}
+
+#[test]
+fn output_does_not_depend_on_thread_count() {
+    let mut inputs = vec![demo()];
+    if let Some(d) = data_dir() {
+        inputs.push(d.join("pcaps/benign"));
+        inputs.push(d.join("pcaps/scans"));
+    }
+    let strip = |t: &str| t.lines().filter(|l| !l.contains("\"event_type\":\"stats\"")).collect::<Vec<_>>().join("\n");
+    let (_, one) = replay_to_string(inputs.clone(), 1);
+    for n in [2, 3, 4] {
+        let (_, many) = replay_to_string(inputs.clone(), n);
+        assert!(strip(&one) == strip(&many), "EVE output with {n} workers differs from 1 worker");
+    }
+    assert!(one.lines().count() > 1000);
+}
+
+#[test]
+fn every_eve_line_validates_against_the_schema() {
+    let Some(data) = data_dir() else { return };
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(data.join("suricata-verify/etc/eve-schema.json")).unwrap()).unwrap();
+    let v = jsonschema::validator_for(&schema).unwrap();
+    let (_, text) = replay_to_string(vec![data.join("pcaps"), demo()], 2);
+    let mut n = 0;
+    for line in text.lines() {
+        let ev: Value = serde_json::from_str(line).unwrap();
+        if let Some(e) = v.iter_errors(&ev).next() {
+            panic!("{line}\ndoes not validate: {e} at {}", e.instance_path);
+        }
+        n += 1;
+    }
+    assert!(n > 10_000);
+}
+
+#[test]
+fn demo_capture_shows_its_phases() {
+    let (s, text) = replay_to_string(vec![demo()], 2);
+    assert_eq!(s.capture_errors.len(), 0);
+    assert_eq!(s.decoder.invalid, 0);
+    let flows: Vec<Value> = events(&text).into_iter().filter(|e| e["event_type"] == "flow").collect();
+    let from_attacker = |port: u64| flows.iter().filter(|f| f["src_ip"] == "10.77.0.66" && f["dest_port"] == port).count();
+    assert!(from_attacker(22) >= 50, "ssh brute force: {} flows", from_attacker(22));
+    assert!(from_attacker(80) >= 2000, "syn flood: {} flows", from_attacker(80));
+    let scanned: std::collections::BTreeSet<u64> =
+        flows.iter().filter(|f| f["src_ip"] == "10.77.0.66" && f["proto"] == "TCP").filter_map(|f| f["dest_port"].as_u64()).collect();
+    assert!(scanned.len() >= 200, "port scan touched {} ports", scanned.len());
+    let https = flows.iter().filter(|f| f["src_ip"] == "10.77.0.2" && f["dest_port"] == 443 && f["flow"]["state"] == "closed").count();
+    assert!(https >= 4, "tls sessions: {https}");
+    let ping6 = |f: &&Value| {
+        f["proto"] == "IPv6-ICMP" && [&f["src_ip"], &f["dest_ip"]].iter().all(|a| *a == "fd77::1" || *a == "fd77::2")
+    };
+    let p6 = flows.iter().find(ping6).expect("ping6 flow");
+    assert!(p6["flow"]["pkts_toserver"].as_u64() >= Some(4) && p6["flow"]["pkts_toclient"].as_u64() >= Some(4), "{p6}");
+}
+
+fn portcullis(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_portcullis")).args(args).output().unwrap()
+}
+
+#[test]
+fn truncated_capture_is_reported_with_file_and_offset_and_the_rest_is_kept() {
+    let full = std::fs::read(demo()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::File::create(&cut).unwrap().write_all(&full[..full.len() / 2]).unwrap();
+    let out = portcullis(&["replay", "--no-eve", "--summary-json", "--threads", "1", cut.to_str().unwrap(), demo().to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cut.pcap: truncated at offset "), "{err}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["capture_errors"], 1);
+    assert!(summary["packets"].as_u64().unwrap() > 8203, "packets before the cut and the whole second file count");
+}
+
+#[test]
+fn bad_config_names_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.yaml");
+    std::fs::write(&cfg, "flow:\n  memcap: 32mb\n  memcapp: 1\n").unwrap();
+    let out = portcullis(&["replay", "-c", cfg.to_str().unwrap(), demo().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.yaml") && err.contains("memcapp") && err.contains("line 3"), "{err}");
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [&["--help"][..], &["replay", "--help"], &["check-config", "--help"]] {
+        let out = portcullis(args);
+        assert!(out.status.success(), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn not_a_capture_is_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.pcap");
+    std::fs::write(&junk, b"this is not a capture file at all").unwrap();
+    let out = portcullis(&["replay", "--no-eve", "--summary-json", junk.to_str().unwrap(), demo().to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.pcap: not a pcap or pcapng file"));
+    let _ = Path::new("");
+}

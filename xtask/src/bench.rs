@@ -1,0 +1,95 @@
+//! The replay benchmark: Portcullis and Suricata on the same capture, in the same run.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use crate::{data_dir, portcullis_bin, workspace_root};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The capture [default: target/corpus/big.pcap, built by shared/tools/mkcorpus].
+    capture: Option<PathBuf>,
+    /// Worker threads for both engines.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Runs of each engine; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Skip Suricata.
+    #[arg(long)]
+    no_suricata: bool,
+}
+
+fn capinfo_packets(out: &[u8]) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_slice(out).ok()?;
+    v["packets"].as_u64()
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<()> {
+    let cap = match a.capture.clone() {
+        Some(c) => c,
+        None => {
+            let dir = workspace_root().join("target/corpus");
+            let big = dir.join("big.pcap");
+            if !big.exists() {
+                let tool = data_dir().join("../tools/mkcorpus");
+                let st = Command::new(&tool).arg(&dir).status().with_context(|| format!("running {}", tool.display()))?;
+                if !st.success() {
+                    bail!("mkcorpus failed");
+                }
+            }
+            big
+        }
+    };
+    let bin = portcullis_bin()?;
+    // Warm the page cache so neither engine pays for the disk.
+    std::fs::read(&cap).with_context(|| format!("reading {}", cap.display()))?;
+    let mut best_p = f64::MAX;
+    let mut packets = 0;
+    for _ in 0..a.runs {
+        let t = Instant::now();
+        let out = Command::new(&bin)
+            .args(["replay", "--no-progress", "--summary-json", "--no-eve", "--threads", &a.threads.to_string()])
+            .arg(&cap)
+            .output()?;
+        let secs = t.elapsed().as_secs_f64();
+        if !out.status.success() {
+            bail!("portcullis failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        packets = capinfo_packets(&out.stdout).unwrap_or(0);
+        best_p = best_p.min(secs);
+    }
+    println!("portcullis  threads {}  packets {packets}  best of {}: {best_p:.3} s  {:.0} packets/s", a.threads, a.runs, packets as f64 / best_p);
+    if a.no_suricata {
+        return Ok(());
+    }
+    let mut best_s = f64::MAX;
+    let tool = data_dir().join("../tools/suricata-ref");
+    for i in 0..a.runs {
+        let out_dir = workspace_root().join(format!("target/bench-suricata-{i}"));
+        let t = Instant::now();
+        let mut cmd = Command::new(&tool);
+        cmd.arg(&out_dir).arg(&cap);
+        if a.threads > 1 {
+            cmd.env("SURICATA_THREADS", "auto").arg("").args(["--runmode", "autofp", "--set", &format!("threading.cpu-affinity.0.worker-cpu-set.cpu=[0-{}]", a.threads - 1)]);
+        }
+        let st = cmd.output()?;
+        let secs = t.elapsed().as_secs_f64();
+        if !st.status.success() {
+            bail!("suricata failed: {}", String::from_utf8_lossy(&st.stdout));
+        }
+        best_s = best_s.min(secs);
+    }
+    println!(
+        "suricata    threads {}  packets {packets}  best of {}: {best_s:.3} s  {:.0} packets/s   (flow logging, no rules)",
+        a.threads,
+        a.runs,
+        packets as f64 / best_s
+    );
+    println!("speed-up {:.2}x", best_s / best_p);
+    Ok(())
+}
