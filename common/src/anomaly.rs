@@ -35,10 +35,11 @@ pub enum Anomaly {
     UdpLenInvalid,
     Icmpv4PktTooSmall,
     Icmpv6PktTooSmall,
+    GrePktTooSmall,
 }
 
 impl Anomaly {
-    pub const COUNT: usize = Anomaly::Icmpv6PktTooSmall as usize + 1;
+    pub const COUNT: usize = Anomaly::GrePktTooSmall as usize + 1;
 
     pub const ALL: [Anomaly; Anomaly::COUNT] = [
         Anomaly::EthernetPktTooSmall,
@@ -72,6 +73,7 @@ impl Anomaly {
         Anomaly::UdpLenInvalid,
         Anomaly::Icmpv4PktTooSmall,
         Anomaly::Icmpv6PktTooSmall,
+        Anomaly::GrePktTooSmall,
     ];
 
     /// `(layer, event)`: the anomaly's name in EVE `stats.decoder.event.<layer>.<event>`.
@@ -109,6 +111,7 @@ impl Anomaly {
             UdpLenInvalid => ("udp", "len_invalid"),
             Icmpv4PktTooSmall => ("icmpv4", "pkt_too_small"),
             Icmpv6PktTooSmall => ("icmpv6", "pkt_too_small"),
+            GrePktTooSmall => ("gre", "pkt_too_small"),
         }
     }
 }

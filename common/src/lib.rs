@@ -22,6 +22,8 @@ pub mod ipproto {
     pub const ICMP: u8 = 1;
     pub const TCP: u8 = 6;
     pub const UDP: u8 = 17;
+    pub const GRE: u8 = 47;
+    pub const ESP: u8 = 50;
     pub const ICMPV6: u8 = 58;
     pub const SCTP: u8 = 132;
 }

@@ -60,6 +60,11 @@ pub struct DecodeStats {
     pub icmpv4: u64,
     pub icmpv6: u64,
     pub arp: u64,
+    pub gre: u64,
+    pub ipv4_in_ipv4: u64,
+    pub ipv6_in_ipv4: u64,
+    pub ipv4_in_ipv6: u64,
+    pub ipv6_in_ipv6: u64,
     pub unknown_ethertype: u64,
     pub unsupported_link: u64,
     pub max_pkt_size: u64,
@@ -75,8 +80,8 @@ pub struct DecodeStats {
 impl DecodeStats {
     pub fn merge(&mut self, o: &DecodeStats) {
         macro_rules! add { ($($f:ident),*) => { $(self.$f += o.$f;)* } }
-        add!(pkts, bytes, invalid, ethernet, sll, null, raw, vlan, vlan_qinq, ipv4, ipv6, tcp, udp, sctp, icmpv4, icmpv6, arp,
-            unknown_ethertype, unsupported_link, defrag_ipv4_fragments, defrag_ipv4_reassembled, defrag_ipv6_fragments,
+        add!(pkts, bytes, invalid, ethernet, sll, null, raw, vlan, vlan_qinq, ipv4, ipv6, tcp, udp, sctp, icmpv4, icmpv6, arp, gre,
+            ipv4_in_ipv4, ipv6_in_ipv4, ipv4_in_ipv6, ipv6_in_ipv6, unknown_ethertype, unsupported_link, defrag_ipv4_fragments, defrag_ipv4_reassembled, defrag_ipv6_fragments,
             defrag_ipv6_reassembled, defrag_max_trackers_reached, defrag_timeouts);
         self.max_pkt_size = self.max_pkt_size.max(o.max_pkt_size);
         for (a, b) in self.events.iter_mut().zip(o.events.iter()) {
@@ -120,8 +125,14 @@ impl Decoder {
                 SlicedPacket::from_ethernet(data)
             }
             LinkType::LinuxSll => {
+                // Parsed by hand: etherparse refuses ARPHRD types it does not know, which
+                // Android and tunnel captures use; only the protocol field matters here.
                 self.stats.sll += 1;
-                SlicedPacket::from_linux_sll(data)
+                if data.len() < 16 {
+                    return self.invalid(Anomaly::SllPktTooSmall);
+                }
+                let proto = u16::from_be_bytes([data[14], data[15]]);
+                SlicedPacket::from_ether_type(etherparse::EtherType(proto), &data[16..])
             }
             LinkType::LinuxSll2 => {
                 self.stats.sll += 1;
@@ -161,7 +172,7 @@ impl Decoder {
             }
         };
         match sliced {
-            Ok(s) => self.packet(&s, frame, pcap_cnt),
+            Ok(s) => self.packet(&s, frame, pcap_cnt, None),
             Err(e) => {
                 let a = anomaly_of(&e);
                 self.invalid(a)
@@ -175,7 +186,7 @@ impl Decoder {
         Decoded::Invalid(a)
     }
 
-    fn packet(&mut self, s: &SlicedPacket<'_>, frame: &Frame<'_>, pcap_cnt: u64) -> Decoded {
+    fn packet(&mut self, s: &SlicedPacket<'_>, frame: &Frame<'_>, pcap_cnt: u64, outer: Option<Outer>) -> Decoded {
         let mut vlan = [0u16; 2];
         let mut nvlan = 0;
         for ext in &s.link_exts {
@@ -191,6 +202,9 @@ impl Decoder {
             1 => self.stats.vlan += 1,
             2 => self.stats.vlan_qinq += 1,
             _ => return self.invalid(Anomaly::VlanTooManyLayers),
+        }
+        if let Some(o) = outer {
+            vlan = o.vlan;
         }
         let (family, src, dst, payload, ttl) = match &s.net {
             Some(NetSlice::Ipv4(ip)) => {
@@ -214,10 +228,17 @@ impl Decoder {
                 return Decoded::NoFlow;
             }
         };
-        let _ = family;
+        let depth = outer.map_or(0, |o| o.depth);
+        if !payload.fragmented && depth < MAX_TUNNEL_DEPTH {
+            if let Some(r) = self.tunnel(family, payload.ip_number.0, payload.payload, frame, pcap_cnt, vlan, depth) {
+                return r;
+            }
+        }
         let mut key = FlowKey::new(src, dst, 0, 0, payload.ip_number.0);
         key.vlan = vlan;
-        let mut meta = PacketMeta::new(frame.ts, key, frame.data.len() as u32);
+        // A tunnelled packet counts as the inner IP packet, as Suricata's pseudo-packets do.
+        let len = outer.map_or(frame.data.len() as u32, |o| o.len);
+        let mut meta = PacketMeta::new(frame.ts, key, len);
         meta.pcap_cnt = pcap_cnt;
         meta.ttl = ttl;
 
@@ -261,6 +282,13 @@ impl Decoder {
                 meta.icmp_code = i.code_u8();
                 meta.payload_offset = (i.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = i.payload().len() as u32;
+                if meta.icmp_type == ICMP_DEST_UNREACH {
+                    if let Some(k) = embedded_flow(i.payload()) {
+                        // Belongs to the connection it reports on, travelling back towards
+                        // that connection's sender.
+                        meta.key = FlowKey { vlan, ..k.reversed() };
+                    }
+                }
             }
             Some(TransportSlice::Icmpv6(i)) => {
                 self.stats.icmpv6 += 1;
@@ -281,13 +309,68 @@ impl Decoder {
                         meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
                         meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
                     }
-                    _ => {}
+                    ipproto::ESP => {}
+                    // Other IP protocols (IGMP, OSPF, VRRP, PIM, ...) are counted but, as in
+                    // Suricata, not tracked as flows.
+                    _ => return Decoded::NoFlow,
                 }
                 meta.payload_offset = (p.as_ptr() as usize - base) as u32;
                 meta.payload_len = p.len() as u32;
             }
         }
         Decoded::Packet(meta)
+    }
+
+    /// Decapsulates IP-in-IP (IPv4 or IPv6 inside IPv4 or IPv6) and GRE version 0 carrying
+    /// IP or Ethernet. `None` when `proto` is not a tunnel; the inner packet is decoded
+    /// in full (and may itself be a tunnel, up to a depth limit).
+    #[allow(clippy::too_many_arguments)]
+    fn tunnel(&mut self, family: IpFamily, proto: u8, inner: &[u8], frame: &Frame<'_>, pcap_cnt: u64, vlan: [u16; 2], depth: u8) -> Option<Decoded> {
+        let outer = Outer { vlan, len: inner.len() as u32, depth: depth + 1 };
+        let sliced = match proto {
+            4 | 41 => {
+                match (family, proto) {
+                    (IpFamily::V4, 4) => self.stats.ipv4_in_ipv4 += 1,
+                    (IpFamily::V4, _) => self.stats.ipv6_in_ipv4 += 1,
+                    (IpFamily::V6, 4) => self.stats.ipv4_in_ipv6 += 1,
+                    (IpFamily::V6, _) => self.stats.ipv6_in_ipv6 += 1,
+                }
+                SlicedPacket::from_ip(inner)
+            }
+            ipproto::GRE => {
+                self.stats.gre += 1;
+                if inner.len() < 4 {
+                    return Some(self.invalid(Anomaly::GrePktTooSmall));
+                }
+                let flags = inner[0];
+                let version = inner[1] & 0x07;
+                if version != 0 {
+                    // Enhanced GRE (PPTP) carries PPP, which is not decoded.
+                    return Some(Decoded::NoFlow);
+                }
+                let hlen = 4 + 4 * [0x80u8, 0x20, 0x10].iter().filter(|&&b| flags & b != 0).count();
+                if inner.len() < hlen {
+                    return Some(self.invalid(Anomaly::GrePktTooSmall));
+                }
+                let ethertype = u16::from_be_bytes([inner[2], inner[3]]);
+                let body = &inner[hlen..];
+                let outer = Outer { len: body.len() as u32, ..outer };
+                let r = match ethertype {
+                    0x0800 | 0x86dd => SlicedPacket::from_ip(body),
+                    0x6558 => SlicedPacket::from_ethernet(body),
+                    _ => return Some(Decoded::NoFlow),
+                };
+                return Some(match r {
+                    Ok(s) => self.packet(&s, frame, pcap_cnt, Some(outer)),
+                    Err(e) => self.invalid(anomaly_of(&e)),
+                });
+            }
+            _ => return None,
+        };
+        Some(match sliced {
+            Ok(s) => self.packet(&s, frame, pcap_cnt, Some(outer)),
+            Err(e) => self.invalid(anomaly_of(&e)),
+        })
     }
 
     /// Fills the transport fields of a reassembled datagram from its payload bytes.
@@ -331,7 +414,8 @@ impl Decoder {
                 meta.icmp_type = p[0];
                 meta.icmp_code = p[1];
             }
-            _ => {}
+            ipproto::SCTP | ipproto::ESP => {}
+            _ => return Decoded::NoFlow,
         }
         Decoded::Packet(*meta)
     }
@@ -340,6 +424,36 @@ impl Decoder {
     pub fn flush(&mut self) {
         self.defrag.expire(Timestamp(i64::MAX), &mut self.stats);
     }
+}
+
+const ICMP_DEST_UNREACH: u8 = 3;
+const MAX_TUNNEL_DEPTH: u8 = 3;
+
+/// What a tunnelled packet inherits from the packet that carried it.
+#[derive(Clone, Copy, Debug)]
+struct Outer {
+    vlan: [u16; 2],
+    /// Length the inner packet is counted with: from its IP header to the end.
+    len: u32,
+    depth: u8,
+}
+
+/// The TCP or UDP flow an ICMP destination-unreachable message quotes: the embedded IPv4
+/// header and the first 4 bytes (the ports) of its payload, oriented as originally sent.
+fn embedded_flow(quoted: &[u8]) -> Option<FlowKey> {
+    let h = etherparse::Ipv4HeaderSlice::from_slice(quoted).ok()?;
+    let proto = h.protocol().0;
+    if !matches!(proto, ipproto::TCP | ipproto::UDP) {
+        return None;
+    }
+    let ports = quoted.get(h.slice().len()..h.slice().len() + 4)?;
+    Some(FlowKey::new(
+        h.source_addr().into(),
+        h.destination_addr().into(),
+        u16::from_be_bytes([ports[0], ports[1]]),
+        u16::from_be_bytes([ports[2], ports[3]]),
+        proto,
+    ))
 }
 
 fn tcp_flag_byte(tcp_header: &[u8]) -> u8 {

@@ -163,8 +163,9 @@ impl FlowTable {
 
     fn timed_out(&self, idx: u32, now: Timestamp) -> bool {
         let s = &self.slots[idx as usize];
-        // Whole seconds, as Suricata compares them.
-        now.secs() >= s.last_clock.secs() + i64::from(self.timeouts[usize::from(s.list)])
+        // Whole seconds, and only past the timeout, as Suricata compares them: a packet
+        // exactly `timeout` seconds after the last one still belongs to the flow.
+        now.secs() > s.last_clock.secs() + i64::from(self.timeouts[usize::from(s.list)])
     }
 
     /// Accounts one packet to its flow, creating the flow if needed. Flows ended on the way
@@ -303,7 +304,7 @@ impl FlowTable {
                 }
                 // A timed-out flow is logged as of the moment it timed out, not `now`.
                 let s = &self.slots[head as usize];
-                let at = Timestamp::from_secs_micros(s.last_clock.secs() + i64::from(self.timeouts[l]), 0);
+                let at = Timestamp::from_secs_micros(s.last_clock.secs() + i64::from(self.timeouts[l]) + 1, 0);
                 ended.push(self.end(head, EndReason::Timeout, at.max(s.last_clock)));
             }
         }
@@ -435,12 +436,12 @@ mod tests {
         let mut t = FlowTable::new(FlowConfig::default());
         let mut ended = Vec::new();
         t.update(&pkt("10.0.0.2", "10.0.0.1", 5000, 53, 17, 10, 0), &mut ended);
-        t.expire(Timestamp::from_secs_micros(39, 0), &mut ended);
-        assert!(ended.is_empty(), "udp new timeout is 30 s");
-        t.expire(Timestamp::from_secs_micros(40, 0), &mut ended);
+        t.expire(Timestamp::from_secs_micros(40, 999_999), &mut ended);
+        assert!(ended.is_empty(), "udp new timeout is 30 s, and 30 s later is not past it");
+        t.expire(Timestamp::from_secs_micros(41, 0), &mut ended);
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].reason, EndReason::Timeout);
-        assert_eq!(ended[0].logged_at, Timestamp::from_secs_micros(40, 0));
+        assert_eq!(ended[0].logged_at, Timestamp::from_secs_micros(41, 0));
         assert!(t.is_empty());
     }
 

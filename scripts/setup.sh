@@ -1,0 +1,13 @@
+# Sourced by demo.sh and test.sh: installs what a fresh Debian machine lacks.
+# Rust comes from the machine's rustup toolchain; everything else from Debian.
+if ! command -v cargo >/dev/null; then
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+fi
+command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with rustup first" >&2; exit 1; }
+need=()
+command -v jq >/dev/null || need+=(jq)
+command -v cc >/dev/null || need+=(build-essential)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every test: the differential check of flow records against Suricata 7 on a subset of
+# the shared captures (Suricata is installed from bookworm-backports when missing), then the
+# workspace's unit and integration tests. Shared corpora are read from $PORTCULLIS_DATA
+# (default ../shared/data); tests that need them say so and skip when they are absent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+export PORTCULLIS_DATA=${PORTCULLIS_DATA:-$(cd .. && pwd)/shared/data}
+if [ -d "$PORTCULLIS_DATA/pcaps" ]; then
+  # Every 6th nDPI/Zeek capture keeps this to a couple of minutes; the full run is
+  # `cargo xtask suricata-diff` (see benches/RESULTS.md for its figure).
+  cargo xtask suricata-diff --every 6 --min-agreement 99 --report target/suricata-diff.json
+else
+  echo "skipping the Suricata differential check: $PORTCULLIS_DATA/pcaps not found (set PORTCULLIS_DATA)"
+fi
+cargo test --workspace --release
