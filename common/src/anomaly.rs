@@ -36,10 +36,11 @@ pub enum Anomaly {
     Icmpv4PktTooSmall,
     Icmpv6PktTooSmall,
     GrePktTooSmall,
+    EspPktTooSmall,
 }
 
 impl Anomaly {
-    pub const COUNT: usize = Anomaly::GrePktTooSmall as usize + 1;
+    pub const COUNT: usize = Anomaly::EspPktTooSmall as usize + 1;
 
     pub const ALL: [Anomaly; Anomaly::COUNT] = [
         Anomaly::EthernetPktTooSmall,
@@ -74,6 +75,7 @@ impl Anomaly {
         Anomaly::Icmpv4PktTooSmall,
         Anomaly::Icmpv6PktTooSmall,
         Anomaly::GrePktTooSmall,
+        Anomaly::EspPktTooSmall,
     ];
 
     /// `(layer, event)`: the anomaly's name in EVE `stats.decoder.event.<layer>.<event>`.
@@ -112,6 +114,7 @@ impl Anomaly {
             Icmpv4PktTooSmall => ("icmpv4", "pkt_too_small"),
             Icmpv6PktTooSmall => ("icmpv6", "pkt_too_small"),
             GrePktTooSmall => ("gre", "pkt_too_small"),
+            EspPktTooSmall => ("esp", "pkt_too_small"),
         }
     }
 }

@@ -65,6 +65,9 @@ pub struct PacketMeta {
     pub payload_len: u32,
     /// Set when the packet was rebuilt from IP fragments.
     pub reassembled: bool,
+    /// An ICMP error: it joins the flow it reports on (its `key`) if that flow exists, and
+    /// never creates a flow or counts as seeing that side.
+    pub attach_only: bool,
 }
 
 impl PacketMeta {
@@ -86,6 +89,7 @@ impl PacketMeta {
             payload_offset: 0,
             payload_len: 0,
             reassembled: false,
+            attach_only: false,
         }
     }
 }

@@ -38,6 +38,31 @@ pub enum Decoded {
     Invalid(Anomaly),
     /// A link type the decoder does not handle.
     Unsupported,
+    /// A tunnel whose outer packet is a flow packet too (6in4), with the packet it carried.
+    Tunneled { outer: PacketMeta, inner: PacketMeta },
+}
+
+/// One counter per [`Anomaly`], indexed by `anomaly as usize`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventCounts(pub [u64; Anomaly::COUNT]);
+
+impl Default for EventCounts {
+    fn default() -> Self {
+        EventCounts([0; Anomaly::COUNT])
+    }
+}
+
+impl std::ops::Deref for EventCounts {
+    type Target = [u64; Anomaly::COUNT];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for EventCounts {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 /// Decoder counters, named as Suricata's `stats.decoder`.
@@ -68,7 +93,7 @@ pub struct DecodeStats {
     pub unknown_ethertype: u64,
     pub unsupported_link: u64,
     pub max_pkt_size: u64,
-    pub events: [u64; Anomaly::COUNT],
+    pub events: EventCounts,
     pub defrag_ipv4_fragments: u64,
     pub defrag_ipv4_reassembled: u64,
     pub defrag_ipv6_fragments: u64,
@@ -203,9 +228,6 @@ impl Decoder {
             2 => self.stats.vlan_qinq += 1,
             _ => return self.invalid(Anomaly::VlanTooManyLayers),
         }
-        if let Some(o) = outer {
-            vlan = o.vlan;
-        }
         let (family, src, dst, payload, ttl) = match &s.net {
             Some(NetSlice::Ipv4(ip)) => {
                 self.stats.ipv4 += 1;
@@ -229,9 +251,30 @@ impl Decoder {
             }
         };
         let depth = outer.map_or(0, |o| o.depth);
+        let proto = payload.ip_number.0;
+        if family == IpFamily::V4 && proto == 4 {
+            // Suricata does not decode IPv4-in-IPv4, nor track its outer packets.
+            self.stats.ipv4_in_ipv4 += 1;
+            return Decoded::NoFlow;
+        }
         if !payload.fragmented && depth < MAX_TUNNEL_DEPTH {
-            if let Some(r) = self.tunnel(family, payload.ip_number.0, payload.payload, frame, pcap_cnt, vlan, depth) {
-                return r;
+            if let Some(inner) = self.tunnel(family, proto, payload.payload, frame, pcap_cnt, depth) {
+                if family == IpFamily::V4 && proto == 41 {
+                    // 6in4: the outer packet is a flow of its own (proto 41, no ports) and the
+                    // inner IPv6 packet is decoded as well, as Suricata does.
+                    let mut key = FlowKey::new(src, dst, 0, 0, proto);
+                    key.vlan = vlan;
+                    let mut o = PacketMeta::new(frame.ts, key, outer.map_or(frame.data.len() as u32, |o| o.len));
+                    o.pcap_cnt = pcap_cnt;
+                    o.ttl = ttl;
+                    o.payload_offset = (payload.payload.as_ptr() as usize - frame.data.as_ptr() as usize) as u32;
+                    o.payload_len = payload.payload.len() as u32;
+                    return match inner {
+                        Decoded::Packet(i) => Decoded::Tunneled { outer: o, inner: i },
+                        _ => Decoded::Packet(o),
+                    };
+                }
+                return inner;
             }
         }
         let mut key = FlowKey::new(src, dst, 0, 0, payload.ip_number.0);
@@ -282,13 +325,7 @@ impl Decoder {
                 meta.icmp_code = i.code_u8();
                 meta.payload_offset = (i.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = i.payload().len() as u32;
-                if meta.icmp_type == ICMP_DEST_UNREACH {
-                    if let Some(k) = embedded_flow(i.payload()) {
-                        // Belongs to the connection it reports on, travelling back towards
-                        // that connection's sender.
-                        meta.key = FlowKey { vlan, ..k.reversed() };
-                    }
-                }
+                icmp_key(&mut meta, i.payload());
             }
             Some(TransportSlice::Icmpv6(i)) => {
                 self.stats.icmpv6 += 1;
@@ -296,6 +333,7 @@ impl Decoder {
                 meta.icmp_code = i.code_u8();
                 meta.payload_offset = (i.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = i.payload().len() as u32;
+                icmp_key(&mut meta, &[]);
             }
             Some(TransportSlice::Igmp(_)) | None => {
                 let p = payload.payload;
@@ -309,7 +347,8 @@ impl Decoder {
                         meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
                         meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
                     }
-                    ipproto::ESP => {}
+                    ipproto::ESP if p.len() >= 8 => esp_key(&mut meta, p),
+                    ipproto::ESP => return self.invalid(Anomaly::EspPktTooSmall),
                     // Other IP protocols (IGMP, OSPF, VRRP, PIM, ...) are counted but, as in
                     // Suricata, not tracked as flows.
                     _ => return Decoded::NoFlow,
@@ -325,8 +364,9 @@ impl Decoder {
     /// IP or Ethernet. `None` when `proto` is not a tunnel; the inner packet is decoded
     /// in full (and may itself be a tunnel, up to a depth limit).
     #[allow(clippy::too_many_arguments)]
-    fn tunnel(&mut self, family: IpFamily, proto: u8, inner: &[u8], frame: &Frame<'_>, pcap_cnt: u64, vlan: [u16; 2], depth: u8) -> Option<Decoded> {
-        let outer = Outer { vlan, len: inner.len() as u32, depth: depth + 1 };
+    /// Inner packets do not inherit the outer VLAN tags, as in Suricata.
+    fn tunnel(&mut self, family: IpFamily, proto: u8, inner: &[u8], frame: &Frame<'_>, pcap_cnt: u64, depth: u8) -> Option<Decoded> {
+        let outer = Outer { len: inner.len() as u32, depth: depth + 1 };
         let sliced = match proto {
             4 | 41 => {
                 match (family, proto) {
@@ -413,8 +453,13 @@ impl Decoder {
                 }
                 meta.icmp_type = p[0];
                 meta.icmp_code = p[1];
+                icmp_key(meta, p.get(8..).unwrap_or(&[]));
             }
-            ipproto::SCTP | ipproto::ESP => {}
+            ipproto::SCTP if p.len() >= 12 => {
+                meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
+                meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
+            }
+            ipproto::ESP if p.len() >= 8 => esp_key(meta, p),
             _ => return Decoded::NoFlow,
         }
         Decoded::Packet(*meta)
@@ -432,26 +477,66 @@ const MAX_TUNNEL_DEPTH: u8 = 3;
 /// What a tunnelled packet inherits from the packet that carried it.
 #[derive(Clone, Copy, Debug)]
 struct Outer {
-    vlan: [u16; 2],
     /// Length the inner packet is counted with: from its IP header to the end.
     len: u32,
     depth: u8,
 }
 
+/// The type an ICMP request or reply pairs with (Suricata's counterpart tables).
+fn icmp_counterpart(v6: bool, t: u8) -> Option<u8> {
+    const V4: [(u8, u8); 5] = [(8, 0), (13, 14), (15, 16), (10, 9), (17, 18)];
+    const V6: [(u8, u8); 10] =
+        [(128, 129), (135, 136), (133, 134), (130, 131), (139, 140), (144, 145), (146, 147), (148, 149), (151, 152), (157, 158)];
+    let table: &[(u8, u8)] = if v6 { &V6 } else { &V4 };
+    table.iter().find_map(|&(a, b)| if a == t { Some(b) } else if b == t { Some(a) } else { None })
+}
+
+/// ICMP flows are keyed, as in Suricata, by the message type and the type it pairs with
+/// standing in for ports, so a request and its reply are one flow. ICMPv6 keys on the code
+/// too. ICMPv4 error messages never make a flow; a destination-unreachable joins the TCP or
+/// UDP flow it quotes.
+fn icmp_key(meta: &mut PacketMeta, quoted: &[u8]) {
+    let v6 = meta.key.proto == ipproto::ICMPV6;
+    let t = meta.icmp_type;
+    let counterpart = u16::from(icmp_counterpart(v6, t).unwrap_or(0)) << 8;
+    meta.key.sport = if v6 { u16::from(t) << 8 | u16::from(meta.icmp_code) } else { u16::from(t) << 8 };
+    meta.key.dport = counterpart;
+    if !v6 && matches!(t, 3 | 4 | 5 | 11 | 12) {
+        meta.attach_only = true;
+        if t == ICMP_DEST_UNREACH {
+            if let Some(k) = embedded_flow(quoted) {
+                // It travels back towards the sender of the packet it quotes.
+                meta.key = FlowKey { vlan: meta.key.vlan, ..k.reversed() };
+            }
+        }
+    }
+}
+
+/// ESP is tracked per direction, keyed by its SPI, which stands in for the ports.
+fn esp_key(meta: &mut PacketMeta, p: &[u8]) {
+    meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
+    meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
+}
+
 /// The TCP or UDP flow an ICMP destination-unreachable message quotes: the embedded IPv4
-/// header and the first 4 bytes (the ports) of its payload, oriented as originally sent.
+/// header and the ports after it, oriented as originally sent. Like Suricata, it needs the
+/// whole minimal transport header quoted and reads the ports at offset 20.
 fn embedded_flow(quoted: &[u8]) -> Option<FlowKey> {
     let h = etherparse::Ipv4HeaderSlice::from_slice(quoted).ok()?;
     let proto = h.protocol().0;
-    if !matches!(proto, ipproto::TCP | ipproto::UDP) {
+    let need = match proto {
+        ipproto::TCP => 40,
+        ipproto::UDP => 28,
+        _ => return None,
+    };
+    if quoted.len() < need {
         return None;
     }
-    let ports = quoted.get(h.slice().len()..h.slice().len() + 4)?;
     Some(FlowKey::new(
         h.source_addr().into(),
         h.destination_addr().into(),
-        u16::from_be_bytes([ports[0], ports[1]]),
-        u16::from_be_bytes([ports[2], ports[3]]),
+        u16::from_be_bytes([quoted[20], quoted[21]]),
+        u16::from_be_bytes([quoted[22], quoted[23]]),
         proto,
     ))
 }

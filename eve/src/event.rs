@@ -39,7 +39,8 @@ fn has_ports(proto: u8) -> bool {
 pub fn flow_event(r: &FlowRecord) -> Value {
     let k = &r.key;
     let mut ev = Map::new();
-    ev.insert("timestamp".into(), format_timestamp(r.start).into());
+    // As Suricata: the engine's time when the flow was logged.
+    ev.insert("timestamp".into(), format_timestamp(r.logged_at).into());
     ev.insert("flow_id".into(), r.flow_id.into());
     ev.insert("event_type".into(), "flow".into());
     if k.vlan[0] != 0 || k.vlan[1] != 0 {
@@ -59,9 +60,13 @@ pub fn flow_event(r: &FlowRecord) -> Value {
         ev.insert("icmp_type".into(), t.into());
         ev.insert("icmp_code".into(), c.into());
     }
-    if let Some((t, c)) = r.icmp_tc {
-        ev.insert("response_icmp_type".into(), t.into());
-        ev.insert("response_icmp_code".into(), c.into());
+    if r.icmp_ts.is_some() && r.pkts_toclient > 0 {
+        // Suricata reports the type a reply pairs with (0 if none), code 0.
+        ev.insert("response_icmp_type".into(), (k.dport >> 8).into());
+        ev.insert("response_icmp_code".into(), 0.into());
+    }
+    if k.proto == ipproto::ESP {
+        ev.insert("spi".into(), (u32::from(k.sport) << 16 | u32::from(k.dport)).into());
     }
     ev.insert(
         "flow".into(),

@@ -41,7 +41,9 @@ impl EndReason {
     pub fn as_str(self) -> &'static str {
         match self {
             EndReason::Timeout => "timeout",
-            EndReason::TcpReuse => "tcp_reuse",
+            // Suricata logs a flow ended by port reuse as timed out; stats.flow.tcp_reuse
+            // counts them.
+            EndReason::TcpReuse => "timeout",
             EndReason::Forced => "forced",
             EndReason::Shutdown => "shutdown",
         }

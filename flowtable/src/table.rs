@@ -171,18 +171,25 @@ impl FlowTable {
     /// Accounts one packet to its flow, creating the flow if needed. Flows ended on the way
     /// (the tuple's previous flow timed out or was a closed TCP connection now reused, or the
     /// least recently active flow evicted for room) are appended to `ended`.
-    pub fn update(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> Update {
+    /// Packets marked `attach_only` (ICMP errors) join an existing flow or are ignored
+    /// (`None`).
+    pub fn update(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> Option<Update> {
         let (ckey, rev) = p.key.canonical();
         let mut new_flow = false;
+        if p.attach_only && !self.map.contains_key(&ckey) {
+            return None;
+        }
         let idx = match self.map.get(&ckey).copied() {
             Some(idx) => {
                 let s = &self.slots[idx as usize];
-                let dir = if rev == s.initiator_rev { Direction::ToServer } else { Direction::ToClient };
                 if self.timed_out(idx, p.clock) {
+                    if p.attach_only {
+                        return None;
+                    }
                     ended.push(self.end(idx, EndReason::Timeout, p.clock));
                     new_flow = true;
                     self.create(ckey, rev, p, ended)
-                } else if p.key.proto == ipproto::TCP && s.tcp.is_reuse(dir, p.tcp_flags, p.tcp_seq) {
+                } else if p.key.proto == ipproto::TCP && s.tcp.is_reuse(p.tcp_flags, p.tcp_seq) {
                     self.stats.tcp_reuse += 1;
                     ended.push(self.end(idx, EndReason::TcpReuse, p.clock));
                     new_flow = true;
@@ -197,7 +204,7 @@ impl FlowTable {
             }
         };
         let dir = self.account(idx, rev, p);
-        Update { slot: idx, dir, new_flow }
+        Some(Update { slot: idx, dir, new_flow })
     }
 
     fn create(&mut self, ckey: FlowKey, rev: bool, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> u32 {
@@ -260,16 +267,18 @@ impl FlowTable {
         s.bytes[d] += u64::from(p.len);
         s.last = p.ts;
         s.last_clock = p.clock;
-        s.seen |= 1 << d;
+        if !p.attach_only {
+            s.seen |= 1 << d;
+        }
         let proto = s.key.proto;
         let state = match proto {
             ipproto::TCP => {
                 s.flags[d] |= p.tcp_flags.0;
-                s.tcp.update(dir, p.tcp_flags, p.tcp_seq);
+                s.tcp.update(dir, p.tcp_flags, p.tcp_seq, p.tcp_ack, p.payload_len);
                 s.tcp.state.flow_state()
             }
             _ => {
-                if matches!(proto, ipproto::ICMP | ipproto::ICMPV6) && s.icmp[d].is_none() {
+                if matches!(proto, ipproto::ICMP | ipproto::ICMPV6) && !p.attach_only && s.icmp[d].is_none() {
                     s.icmp[d] = Some((p.icmp_type, p.icmp_code));
                 }
                 if s.seen == 3 {
@@ -415,12 +424,28 @@ mod tests {
     const R: u8 = TcpFlags::RST;
 
     #[test]
+    fn icmp_errors_only_join_existing_flows() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        let mut err = pkt("10.0.0.1", "10.0.0.2", 53, 5000, 17, 1, 0);
+        err.attach_only = true;
+        assert!(t.update(&err, &mut ended).is_none());
+        assert!(t.is_empty());
+        t.update(&pkt("10.0.0.2", "10.0.0.1", 5000, 53, 17, 1, 0), &mut ended);
+        assert_eq!(t.update(&err, &mut ended).unwrap().dir, Direction::ToClient);
+        t.flush(Timestamp::from_secs_micros(2, 0), &mut ended);
+        assert_eq!((ended[0].pkts_toclient, ended[0].state), (1, FlowState::New), "an error does not establish a flow");
+    }
+
+    #[test]
     fn counts_both_directions_of_one_flow() {
         let mut t = FlowTable::new(FlowConfig::default());
         let mut ended = Vec::new();
-        let u1 = t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 1, S), &mut ended);
-        let u2 = t.update(&pkt("10.0.0.1", "10.0.0.2", 80, 4000, 6, 1, SA), &mut ended);
-        let u3 = t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 2, A), &mut ended);
+        let u1 = t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 1, S), &mut ended).unwrap();
+        let mut synack = pkt("10.0.0.1", "10.0.0.2", 80, 4000, 6, 1, SA);
+        synack.tcp_ack = 1;
+        let u2 = t.update(&synack, &mut ended).unwrap();
+        let u3 = t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 2, A), &mut ended).unwrap();
         assert!(u1.new_flow && !u2.new_flow && !u3.new_flow);
         assert_eq!((u1.dir, u2.dir), (Direction::ToServer, Direction::ToClient));
         t.flush(Timestamp::from_secs_micros(3, 0), &mut ended);
@@ -450,7 +475,7 @@ mod tests {
         let mut t = FlowTable::new(FlowConfig::default());
         let mut ended = Vec::new();
         t.update(&pkt("10.0.0.2", "10.0.0.1", 5000, 53, 17, 10, 0), &mut ended);
-        let u = t.update(&pkt("10.0.0.1", "10.0.0.2", 53, 5000, 17, 100, 0), &mut ended);
+        let u = t.update(&pkt("10.0.0.1", "10.0.0.2", 53, 5000, 17, 100, 0), &mut ended).unwrap();
         assert!(u.new_flow);
         assert_eq!(u.dir, Direction::ToServer, "the new flow's initiator is this packet's sender");
         assert_eq!(ended.len(), 1);
@@ -464,7 +489,7 @@ mod tests {
         t.update(&pkt("10.0.0.1", "10.0.0.2", 80, 4000, 6, 1, R | A), &mut ended);
         let mut again = pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 2, S);
         again.tcp_seq = 77;
-        assert!(t.update(&again, &mut ended).new_flow);
+        assert!(t.update(&again, &mut ended).unwrap().new_flow);
         assert_eq!(ended[0].reason, EndReason::TcpReuse);
         assert_eq!(ended[0].state, FlowState::Closed);
     }

@@ -259,10 +259,10 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
             pcap_cnt += 1;
             watermark = watermark.max(frame.ts);
             match decoder.decode(&frame, pcap_cnt) {
-                Decoded::Packet(mut meta) => {
-                    meta.clock = watermark;
-                    let w = (meta.key.stable_hash() % n as u64) as usize;
-                    batches[w].push(meta);
+                Decoded::Packet(meta) => push(&mut batches, meta, watermark),
+                Decoded::Tunneled { outer, inner } => {
+                    push(&mut batches, outer, watermark);
+                    push(&mut batches, inner, watermark);
                 }
                 Decoded::Unsupported if !warned_link => {
                     warned_link = true;
@@ -327,6 +327,13 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
         summary.events_written = w.events();
     }
     Ok(summary)
+}
+
+/// Stamps the engine clock on a packet and queues it for the worker that owns its flow.
+fn push(batches: &mut [Vec<PacketMeta>], mut meta: PacketMeta, clock: Timestamp) {
+    meta.clock = clock;
+    let w = (meta.key.stable_hash() % batches.len() as u64) as usize;
+    batches[w].push(meta);
 }
 
 /// Hands every worker its share of the batch (possibly empty: the watermark still advances

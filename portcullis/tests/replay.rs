@@ -130,10 +130,11 @@ fn demo_capture_shows_its_phases() {
     let https = flows.iter().filter(|f| f["src_ip"] == "10.77.0.2" && f["dest_port"] == 443 && f["flow"]["state"] == "closed").count();
     assert!(https >= 4, "tls sessions: {https}");
     let ping6 = |f: &&Value| {
-        f["proto"] == "IPv6-ICMP" && [&f["src_ip"], &f["dest_ip"]].iter().all(|a| *a == "fd77::1" || *a == "fd77::2")
+        f["proto"] == "IPv6-ICMP" && f["icmp_type"] == 128 && [&f["src_ip"], &f["dest_ip"]].iter().all(|a| *a == "fd77::1" || *a == "fd77::2")
     };
     let p6 = flows.iter().find(ping6).expect("ping6 flow");
     assert!(p6["flow"]["pkts_toserver"].as_u64() >= Some(4) && p6["flow"]["pkts_toclient"].as_u64() >= Some(4), "{p6}");
+    assert_eq!(p6["response_icmp_type"], 129, "echo request and reply are one flow");
 }
 
 fn portcullis(args: &[&str]) -> std::process::Output {
