@@ -149,23 +149,17 @@ impl Decoder {
                 self.stats.ethernet += 1;
                 SlicedPacket::from_ethernet(data)
             }
-            LinkType::LinuxSll => {
+            LinkType::LinuxSll | LinkType::LinuxSll2 => {
                 // Parsed by hand: etherparse refuses ARPHRD types it does not know, which
                 // Android and tunnel captures use; only the protocol field matters here.
+                // SLL has a 16-byte header with the protocol last, SLL2 20 bytes with it first.
                 self.stats.sll += 1;
-                if data.len() < 16 {
+                let (hlen, at) = if frame.link == LinkType::LinuxSll { (16, 14) } else { (20, 0) };
+                if data.len() < hlen {
                     return self.invalid(Anomaly::SllPktTooSmall);
                 }
-                let proto = u16::from_be_bytes([data[14], data[15]]);
-                SlicedPacket::from_ether_type(etherparse::EtherType(proto), &data[16..])
-            }
-            LinkType::LinuxSll2 => {
-                self.stats.sll += 1;
-                if data.len() < 20 {
-                    return self.invalid(Anomaly::SllPktTooSmall);
-                }
-                let proto = u16::from_be_bytes([data[0], data[1]]);
-                SlicedPacket::from_ether_type(etherparse::EtherType(proto), &data[20..])
+                let proto = u16::from_be_bytes([data[at], data[at + 1]]);
+                SlicedPacket::from_ether_type(etherparse::EtherType(proto), &data[hlen..])
             }
             LinkType::Raw => {
                 self.stats.raw += 1;

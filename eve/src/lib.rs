@@ -9,5 +9,5 @@
 mod event;
 mod writer;
 
-pub use event::{flow_event, format_timestamp, proto_name, stats_event, Stats};
+pub use event::{flow_event, format_timestamp, proto_name, stats_event, FlowEvent, Stats};
 pub use writer::{EveError, EveWriter};

@@ -44,7 +44,7 @@ impl EveWriter {
     }
 
     /// Writes one event as a line.
-    pub fn write(&mut self, event: &serde_json::Value) -> Result<(), EveError> {
+    pub fn write<T: serde::Serialize + ?Sized>(&mut self, event: &T) -> Result<(), EveError> {
         serde_json::to_writer(&mut self.out, event)?;
         self.out.write_all(b"\n")?;
         self.events += 1;
