@@ -14,4 +14,9 @@ if [ -d "$PORTCULLIS_DATA/pcaps" ]; then
 else
   echo "skipping the Suricata differential check: $PORTCULLIS_DATA/pcaps not found (set PORTCULLIS_DATA)"
 fi
-cargo test --workspace --release
+# nextest ends with one summary of every test; plain cargo test where it is missing.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --release --no-fail-fast
+else
+  cargo test --workspace --release
+fi
