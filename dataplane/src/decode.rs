@@ -251,33 +251,30 @@ impl Decoder {
             self.stats.ipv4_in_ipv4 += 1;
             return Decoded::NoFlow;
         }
-        if !payload.fragmented && depth < MAX_TUNNEL_DEPTH {
-            if let Some(inner) = self.tunnel(family, proto, payload.payload, frame, pcap_cnt, depth) {
-                if family == IpFamily::V4 && proto == 41 {
-                    // 6in4: the outer packet is a flow of its own (proto 41, no ports) and the
-                    // inner IPv6 packet is decoded as well, as Suricata does.
-                    let mut key = FlowKey::new(src, dst, 0, 0, proto);
-                    key.vlan = vlan;
-                    let mut o = PacketMeta::new(frame.ts, key, outer.map_or(frame.data.len() as u32, |o| o.len));
-                    o.pcap_cnt = pcap_cnt;
-                    o.ttl = ttl;
-                    o.payload_offset = (payload.payload.as_ptr() as usize - frame.data.as_ptr() as usize) as u32;
-                    o.payload_len = payload.payload.len() as u32;
-                    return match inner {
-                        Decoded::Packet(i) => Decoded::Tunneled { outer: o, inner: i },
-                        _ => Decoded::Packet(o),
-                    };
-                }
-                return inner;
-            }
-        }
-        let mut key = FlowKey::new(src, dst, 0, 0, payload.ip_number.0);
+        let mut key = FlowKey::new(src, dst, 0, 0, proto);
         key.vlan = vlan;
         // A tunnelled packet counts as the inner IP packet, as Suricata's pseudo-packets do.
         let len = outer.map_or(frame.data.len() as u32, |o| o.len);
         let mut meta = PacketMeta::new(frame.ts, key, len);
         meta.pcap_cnt = pcap_cnt;
         meta.ttl = ttl;
+        let base = frame.data.as_ptr() as usize;
+
+        if !payload.fragmented && depth < MAX_TUNNEL_DEPTH {
+            if let Some(inner) = self.tunnel(family, proto, payload.payload, frame, pcap_cnt, depth) {
+                if family == IpFamily::V4 && proto == 41 {
+                    // 6in4: the outer packet is a flow of its own (proto 41, no ports) and the
+                    // inner IPv6 packet is decoded as well, as Suricata does.
+                    meta.payload_offset = (payload.payload.as_ptr() as usize - base) as u32;
+                    meta.payload_len = payload.payload.len() as u32;
+                    return match inner {
+                        Decoded::Packet(i) => Decoded::Tunneled { outer: meta, inner: i },
+                        _ => Decoded::Packet(meta),
+                    };
+                }
+                return inner;
+            }
+        }
 
         if payload.fragmented {
             return match self.defrag.add(s, frame, &mut self.stats) {
@@ -293,16 +290,10 @@ impl Decoder {
             };
         }
 
-        let base = frame.data.as_ptr() as usize;
         match &s.transport {
             Some(TransportSlice::Tcp(t)) => {
                 self.stats.tcp += 1;
-                meta.key.sport = t.source_port();
-                meta.key.dport = t.destination_port();
-                meta.tcp_flags = TcpFlags(tcp_flag_byte(t.slice()));
-                meta.tcp_seq = t.sequence_number();
-                meta.tcp_ack = t.acknowledgment_number();
-                meta.tcp_win = t.window_size();
+                tcp_fields(&mut meta, t);
                 meta.payload_offset = (t.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = t.payload().len() as u32;
             }
@@ -338,10 +329,10 @@ impl Decoder {
                     ipproto::ICMPV6 => return self.invalid(Anomaly::Icmpv6PktTooSmall),
                     ipproto::SCTP if p.len() >= 12 => {
                         self.stats.sctp += 1;
-                        meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
-                        meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
+                        leading_ports(&mut meta, p);
                     }
-                    ipproto::ESP if p.len() >= 8 => esp_key(&mut meta, p),
+                    // ESP is tracked per direction, keyed by its SPI in place of the ports.
+                    ipproto::ESP if p.len() >= 8 => leading_ports(&mut meta, p),
                     ipproto::ESP => return self.invalid(Anomaly::EspPktTooSmall),
                     // Other IP protocols (IGMP, OSPF, VRRP, PIM, ...) are counted but, as in
                     // Suricata, not tracked as flows.
@@ -356,12 +347,10 @@ impl Decoder {
 
     /// Decapsulates IP-in-IP (IPv4 or IPv6 inside IPv4 or IPv6) and GRE version 0 carrying
     /// IP or Ethernet. `None` when `proto` is not a tunnel; the inner packet is decoded
-    /// in full (and may itself be a tunnel, up to a depth limit).
-    #[allow(clippy::too_many_arguments)]
-    /// Inner packets do not inherit the outer VLAN tags, as in Suricata.
+    /// in full (and may itself be a tunnel, up to a depth limit). Inner packets do not
+    /// inherit the outer VLAN tags, as in Suricata.
     fn tunnel(&mut self, family: IpFamily, proto: u8, inner: &[u8], frame: &Frame<'_>, pcap_cnt: u64, depth: u8) -> Option<Decoded> {
-        let outer = Outer { len: inner.len() as u32, depth: depth + 1 };
-        let sliced = match proto {
+        let (sliced, len) = match proto {
             4 | 41 => {
                 match (family, proto) {
                     (IpFamily::V4, 4) => self.stats.ipv4_in_ipv4 += 1,
@@ -369,7 +358,7 @@ impl Decoder {
                     (IpFamily::V6, 4) => self.stats.ipv4_in_ipv6 += 1,
                     (IpFamily::V6, _) => self.stats.ipv6_in_ipv6 += 1,
                 }
-                SlicedPacket::from_ip(inner)
+                (SlicedPacket::from_ip(inner), inner.len())
             }
             ipproto::GRE => {
                 self.stats.gre += 1;
@@ -388,19 +377,16 @@ impl Decoder {
                 }
                 let ethertype = u16::from_be_bytes([inner[2], inner[3]]);
                 let body = &inner[hlen..];
-                let outer = Outer { len: body.len() as u32, ..outer };
-                let r = match ethertype {
+                let sliced = match ethertype {
                     0x0800 | 0x86dd => SlicedPacket::from_ip(body),
                     0x6558 => SlicedPacket::from_ethernet(body),
                     _ => return Some(Decoded::NoFlow),
                 };
-                return Some(match r {
-                    Ok(s) => self.packet(&s, frame, pcap_cnt, Some(outer)),
-                    Err(e) => self.invalid(anomaly_of(&e)),
-                });
+                (sliced, body.len())
             }
             _ => return None,
         };
+        let outer = Outer { len: len as u32, depth: depth + 1 };
         Some(match sliced {
             Ok(s) => self.packet(&s, frame, pcap_cnt, Some(outer)),
             Err(e) => self.invalid(anomaly_of(&e)),
@@ -415,12 +401,7 @@ impl Decoder {
             ipproto::TCP => match etherparse::TcpSlice::from_slice(p) {
                 Ok(t) => {
                     self.stats.tcp += 1;
-                    meta.key.sport = t.source_port();
-                    meta.key.dport = t.destination_port();
-                    meta.tcp_flags = TcpFlags(tcp_flag_byte(t.slice()));
-                    meta.tcp_seq = t.sequence_number();
-                    meta.tcp_ack = t.acknowledgment_number();
-                    meta.tcp_win = t.window_size();
+                    tcp_fields(meta, &t);
                     meta.payload_offset += t.header_len() as u32;
                     meta.payload_len = t.payload().len() as u32;
                 }
@@ -431,8 +412,7 @@ impl Decoder {
                     return self.invalid(Anomaly::UdpPktTooSmall);
                 }
                 self.stats.udp += 1;
-                meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
-                meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
+                leading_ports(meta, p);
                 meta.payload_offset += 8;
                 meta.payload_len = (p.len() - 8) as u32;
             }
@@ -450,10 +430,10 @@ impl Decoder {
                 icmp_key(meta, p.get(8..).unwrap_or(&[]));
             }
             ipproto::SCTP if p.len() >= 12 => {
-                meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
-                meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
+                self.stats.sctp += 1;
+                leading_ports(meta, p);
             }
-            ipproto::ESP if p.len() >= 8 => esp_key(meta, p),
+            ipproto::ESP if p.len() >= 8 => leading_ports(meta, p),
             _ => return Decoded::NoFlow,
         }
         Decoded::Packet(*meta)
@@ -506,8 +486,9 @@ fn icmp_key(meta: &mut PacketMeta, quoted: &[u8]) {
     }
 }
 
-/// ESP is tracked per direction, keyed by its SPI, which stands in for the ports.
-fn esp_key(meta: &mut PacketMeta, p: &[u8]) {
+/// Takes the key's ports from the first four bytes of a transport header: UDP and SCTP
+/// ports, or the two halves of an ESP SPI. The caller has checked the length.
+fn leading_ports(meta: &mut PacketMeta, p: &[u8]) {
     meta.key.sport = u16::from_be_bytes([p[0], p[1]]);
     meta.key.dport = u16::from_be_bytes([p[2], p[3]]);
 }
@@ -535,8 +516,16 @@ fn embedded_flow(quoted: &[u8]) -> Option<FlowKey> {
     ))
 }
 
-fn tcp_flag_byte(tcp_header: &[u8]) -> u8 {
-    tcp_header[13]
+/// The TCP header fields the flow table uses.
+fn tcp_fields(meta: &mut PacketMeta, t: &etherparse::TcpSlice<'_>) {
+    meta.key.sport = t.source_port();
+    meta.key.dport = t.destination_port();
+    // The low byte of the flags word, as the wire carries it (etherparse offers only
+    // one accessor per flag).
+    meta.tcp_flags = TcpFlags(t.slice()[13]);
+    meta.tcp_seq = t.sequence_number();
+    meta.tcp_ack = t.acknowledgment_number();
+    meta.tcp_win = t.window_size();
 }
 
 /// The Suricata decoder event for an etherparse slicing failure.
