@@ -176,9 +176,6 @@ impl FlowTable {
     pub fn update(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> Option<Update> {
         let (ckey, rev) = p.key.canonical();
         let mut new_flow = false;
-        if p.attach_only && !self.map.contains_key(&ckey) {
-            return None;
-        }
         let idx = match self.map.get(&ckey).copied() {
             Some(idx) => {
                 let s = &self.slots[idx as usize];
@@ -198,6 +195,7 @@ impl FlowTable {
                     idx
                 }
             }
+            None if p.attach_only => return None,
             None => {
                 new_flow = true;
                 self.create(ckey, rev, p, ended)
