@@ -15,9 +15,16 @@ fn decode(c: &mut Criterion) {
             let mut packets = 0usize;
             for (i, f) in frames.iter().enumerate() {
                 let fr = Frame { ts: f.ts, orig_len: f.data.len() as u32, link: f.link, data: &f.data, offset: 0 };
-                if let Decoded::Packet(m) = d.decode(&fr, i as u64) {
-                    packets += 1;
-                    std::hint::black_box(m);
+                match d.decode(&fr, i as u64) {
+                    Decoded::Packet(m) => {
+                        packets += 1;
+                        std::hint::black_box(m);
+                    }
+                    Decoded::Tunneled { outer, inner } => {
+                        packets += 2;
+                        std::hint::black_box((outer, inner));
+                    }
+                    _ => {}
                 }
             }
             // A fast wrong decoder fails here rather than posting a good number.

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use portcullis_common::PacketMeta;
-use portcullis_dataplane::{CaptureFile, Decoded, Decoder, LinkType};
+use portcullis_dataplane::{capture_files, CaptureFile, Decoded, Decoder, LinkType};
 
 /// One captured frame held in memory.
 #[derive(Debug, Clone)]
@@ -14,20 +14,17 @@ pub struct OwnedFrame {
     pub data: Vec<u8>,
 }
 
-/// The captures benchmarks use: the bundled demo, plus the shared benign and attack
-/// captures when `$PORTCULLIS_DATA` (default `../shared/data`) has them.
+/// The captures benchmarks use: the bundled demo, plus every capture under the shared
+/// benign, attack, scan and nDPI directories when `$PORTCULLIS_DATA` (default
+/// `../shared/data`) has them.
 pub fn bench_captures() -> Vec<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut v = vec![root.join("configs/demo/demo.pcap")];
     let data = std::env::var_os("PORTCULLIS_DATA").map(PathBuf::from).unwrap_or_else(|| root.join("../shared/data"));
     for sub in ["pcaps/benign", "pcaps/attacks", "pcaps/scans", "pcaps/ndpi"] {
-        let d = data.join(sub);
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "pcap")).collect();
-            files.sort();
-            v.extend(files);
-        } else {
-            eprintln!("note: {} not found; benchmarking on the demo capture only", d.display());
+        match capture_files(&[data.join(sub)]) {
+            Ok(files) => v.extend(files),
+            Err(e) => eprintln!("note: {e}; benchmarking without it"),
         }
     }
     v
@@ -53,9 +50,17 @@ pub fn decode_all(frames: &[OwnedFrame]) -> Vec<PacketMeta> {
     for (i, f) in frames.iter().enumerate() {
         let frame = portcullis_dataplane::Frame { ts: f.ts, orig_len: f.data.len() as u32, link: f.link, data: &f.data, offset: 0 };
         clock = clock.max(f.ts);
-        if let Decoded::Packet(mut m) = d.decode(&frame, i as u64 + 1) {
+        let mut keep = |mut m: PacketMeta| {
             m.clock = clock;
             out.push(m);
+        };
+        match d.decode(&frame, i as u64 + 1) {
+            Decoded::Packet(m) => keep(m),
+            Decoded::Tunneled { outer, inner } => {
+                keep(outer);
+                keep(inner);
+            }
+            _ => {}
         }
     }
     out

@@ -73,6 +73,42 @@ pub enum CaptureError {
     Truncated { path: PathBuf, offset: u64, missing: usize },
     #[error("{path}: corrupt record at offset {offset}: {reason}; the rest of the file is skipped")]
     Corrupt { path: PathBuf, offset: u64, reason: String },
+    #[error("cannot list {path}: {source}")]
+    List { path: PathBuf, source: io::Error },
+    #[error("no capture files (.pcap, .pcapng, .cap, .dmp) found in {path}")]
+    NoCaptures { path: PathBuf },
+}
+
+/// Expands directories into the capture files below them (by extension, recursively,
+/// sorted by path); files named directly are kept as given, in order.
+pub fn capture_files(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, CaptureError> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CaptureError> {
+        let rd = std::fs::read_dir(dir).map_err(|source| CaptureError::List { path: dir.into(), source })?;
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out)?;
+            } else if matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng" | "cap" | "dmp")) {
+                out.push(p);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            if found.is_empty() {
+                return Err(CaptureError::NoCaptures { path: p.clone() });
+            }
+            found.sort();
+            out.extend(found);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
 }
 
 enum Format {

@@ -11,5 +11,5 @@ pub mod capture;
 pub mod decode;
 mod defrag;
 
-pub use capture::{CaptureError, CaptureFile, Frame, LinkType};
+pub use capture::{capture_files, CaptureError, CaptureFile, Frame, LinkType};
 pub use decode::{DecodeStats, Decoded, Decoder, DecoderConfig};

@@ -1,13 +1,13 @@
 //! Offline replay: capture files → decode → flow table shards → EVE.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 use portcullis_common::{PacketMeta, Timestamp};
-use portcullis_dataplane::{CaptureFile, DecodeStats, Decoded, Decoder, DecoderConfig};
+use portcullis_dataplane::{capture_files, CaptureError, CaptureFile, DecodeStats, Decoded, Decoder, DecoderConfig};
 use portcullis_eve::{flow_event, stats_event, EveError, EveWriter, Stats};
 use portcullis_flowtable::{FlowConfig, FlowRecord, FlowStats, FlowTable};
 
@@ -71,10 +71,8 @@ impl ReplaySummary {
 pub enum ReplayError {
     #[error(transparent)]
     Eve(#[from] EveError),
-    #[error("no capture files found in {0}")]
-    NoInput(String),
-    #[error("cannot list {path}: {source}")]
-    List { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Input(#[from] CaptureError),
     #[error("a worker thread panicked")]
     WorkerPanic,
 }
@@ -87,38 +85,6 @@ enum WorkerMsg {
 struct WorkerOut {
     seq: u64,
     records: Vec<FlowRecord>,
-}
-
-/// Expands directories into the capture files below them, sorted by path.
-pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            let mut found = Vec::new();
-            walk(p, &mut found)?;
-            found.sort();
-            if found.is_empty() {
-                return Err(ReplayError::NoInput(p.display().to_string()));
-            }
-            out.extend(found);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| ReplayError::List { path: dir.into(), source })?;
-    for e in rd.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng" | "cap" | "dmp")) {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
 
 fn worker(cfg: FlowConfig, rx: Receiver<WorkerMsg>, tx: Sender<WorkerOut>) -> FlowStats {
@@ -183,7 +149,7 @@ fn writer(rx: Receiver<WorkerOut>, workers: usize, mut eve: Option<EveWriter>, l
 /// Runs a replay to completion.
 pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
-    let files = expand_inputs(&opts.inputs)?;
+    let files = capture_files(&opts.inputs)?;
     let eve = match &opts.eve {
         Some(p) => Some(EveWriter::open(p)?),
         None => None,

@@ -2,7 +2,7 @@
 //! the demo capture, and how damaged input is reported.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -53,7 +53,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 fn every_shared_capture_replays_without_panic_or_hang() {
     let Some(data) = data_dir() else { return };
     let pcaps = data.join("pcaps");
-    let count = portcullis::replay::expand_inputs(&[pcaps.clone()]).unwrap().len();
+    let count = portcullis_dataplane::capture_files(&[pcaps.clone()]).unwrap().len();
     let (s, text) = within(Duration::from_secs(300), move || replay_to_string(vec![pcaps], 2));
     assert_eq!(s.files, count);
     assert!(count > 1300, "expected the nDPI, Zeek, attack, scan and 830 tcpdump captures, found {count}");
@@ -70,7 +70,7 @@ fn every_shared_capture_replays_without_panic_or_hang() {
 #[test]
 fn every_malformed_capture_alone_replays() {
     let Some(data) = data_dir() else { return };
-    let files = portcullis::replay::expand_inputs(&[data.join("pcaps/malformed-tcpdump")]).unwrap();
+    let files = portcullis_dataplane::capture_files(&[data.join("pcaps/malformed-tcpdump")]).unwrap();
     assert!(files.len() >= 800);
     within(Duration::from_secs(300), move || {
         for f in files {
@@ -184,5 +184,4 @@ fn not_a_capture_is_skipped_with_a_warning() {
     let out = portcullis(&["replay", "--no-eve", "--summary-json", junk.to_str().unwrap(), demo().to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("junk.pcap: not a pcap or pcapng file"));
-    let _ = Path::new("");
 }

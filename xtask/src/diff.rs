@@ -16,6 +16,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::{json, Value};
 
+use portcullis_dataplane::capture_files;
+
 use crate::{data_dir, portcullis_bin, workspace_root};
 
 /// Timeouts given to both engines: (protocol, new, established, closed).
@@ -160,33 +162,6 @@ fn default_captures() -> Vec<PathBuf> {
     vec![d.join("ndpi"), d.join("benign")]
 }
 
-fn list(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            let mut v = Vec::new();
-            let mut stack = vec![p.clone()];
-            while let Some(d) = stack.pop() {
-                for e in std::fs::read_dir(&d)? {
-                    let path = e?.path();
-                    if path.is_dir() {
-                        stack.push(path);
-                    } else if matches!(path.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng" | "cap")) {
-                        v.push(path);
-                    }
-                }
-            }
-            v.sort();
-            out.extend(v);
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            bail!("{} does not exist", p.display());
-        }
-    }
-    Ok(out)
-}
-
 fn run_one(bin: &Path, cfg: &Path, cap: &Path, dir: &Path) -> anyhow::Result<Tally> {
     std::fs::create_dir_all(dir)?;
     let tool = data_dir().join("../tools/suricata-ref");
@@ -221,7 +196,10 @@ fn run_one(bin: &Path, cfg: &Path, cap: &Path, dir: &Path) -> anyhow::Result<Tal
 
 pub fn run(a: DiffArgs) -> anyhow::Result<()> {
     let inputs = if a.captures.is_empty() { default_captures() } else { a.captures.clone() };
-    let caps: Vec<PathBuf> = list(&inputs)?.into_iter().step_by(a.every.max(1)).collect();
+    if let Some(missing) = inputs.iter().find(|p| !p.exists()) {
+        bail!("{} does not exist", missing.display());
+    }
+    let caps: Vec<PathBuf> = capture_files(&inputs)?.into_iter().step_by(a.every.max(1)).collect();
     if caps.is_empty() {
         bail!("no captures found in {:?} (set PORTCULLIS_DATA to the shared data directory)", inputs);
     }
