@@ -20,7 +20,7 @@ pub struct OwnedFrame {
 pub fn bench_captures() -> Vec<PathBuf> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut v = vec![root.join("configs/demo/demo.pcap")];
-    let data = std::env::var_os("PORTCULLIS_DATA").map(PathBuf::from).unwrap_or_else(|| root.join("../shared/data"));
+    let data = portcullis_common::shared_data_dir();
     for sub in ["pcaps/benign", "pcaps/attacks", "pcaps/scans", "pcaps/ndpi"] {
         match capture_files(&[data.join(sub)]) {
             Ok(files) => v.extend(files),

@@ -17,6 +17,16 @@ pub use key::{FlowKey, IpFamily};
 pub use meta::{Direction, PacketMeta, TcpFlags};
 pub use time::Timestamp;
 
+/// Where tests, benchmarks and tools find the shared corpora (captures, rules, Suricata's
+/// test suite): `$PORTCULLIS_DATA`, else `../shared/data` beside the workspace. The one
+/// setting for them all; callers say so and skip when it does not exist.
+pub fn shared_data_dir() -> std::path::PathBuf {
+    match std::env::var_os("PORTCULLIS_DATA") {
+        Some(d) => d.into(),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+    }
+}
+
 /// IANA protocol numbers that Portcullis treats specially.
 pub mod ipproto {
     pub const ICMP: u8 = 1;

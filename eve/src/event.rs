@@ -275,8 +275,7 @@ mod tests {
     use portcullis_flowtable::{FlowConfig, FlowTable};
 
     fn schema() -> Option<jsonschema::Validator> {
-        let dir = std::env::var("PORTCULLIS_DATA").unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data").into());
-        let path = std::path::Path::new(&dir).join("suricata-verify/etc/eve-schema.json");
+        let path = portcullis_common::shared_data_dir().join("suricata-verify/etc/eve-schema.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             eprintln!("skipping schema validation: {} not found (set PORTCULLIS_DATA)", path.display());
             return None;

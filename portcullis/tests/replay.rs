@@ -16,7 +16,7 @@ fn root() -> PathBuf {
 
 /// The shared corpora: `$PORTCULLIS_DATA`, else `../shared/data` beside the checkout.
 fn data_dir() -> Option<PathBuf> {
-    let d = std::env::var_os("PORTCULLIS_DATA").map(PathBuf::from).unwrap_or_else(|| root().join("../shared/data"));
+    let d = portcullis_common::shared_data_dir();
     if d.join("pcaps").is_dir() {
         Some(d)
     } else {

@@ -24,7 +24,8 @@ pub struct BenchArgs {
     no_suricata: bool,
 }
 
-fn capinfo_packets(out: &[u8]) -> Option<u64> {
+/// The packet count from `replay --summary-json`.
+fn summary_packets(out: &[u8]) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(out).ok()?;
     v["packets"].as_u64()
 }
@@ -64,7 +65,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         if !out.status.success() {
             bail!("portcullis failed: {}", String::from_utf8_lossy(&out.stderr));
         }
-        packets = capinfo_packets(&out.stdout).unwrap_or(0);
+        packets = summary_packets(&out.stdout).unwrap_or(0);
         best_p = best_p.min(secs);
     }
     println!(

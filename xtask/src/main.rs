@@ -26,13 +26,7 @@ enum Cmd {
     BenchReplay(bench::BenchArgs),
 }
 
-/// The shared data directory: `$PORTCULLIS_DATA`, else `../shared/data` beside the checkout.
-pub fn data_dir() -> PathBuf {
-    match std::env::var_os("PORTCULLIS_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => workspace_root().join("../shared/data"),
-    }
-}
+pub use portcullis_common::shared_data_dir as data_dir;
 
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
