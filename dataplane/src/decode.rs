@@ -15,15 +15,9 @@ use crate::capture::{Frame, LinkType};
 use crate::defrag::{Defrag, DefragConfig, FragOutcome};
 
 /// Decoder settings (the config's `defrag` section).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct DecoderConfig {
     pub defrag: DefragConfig,
-}
-
-impl Default for DecoderConfig {
-    fn default() -> Self {
-        DecoderConfig { defrag: DefragConfig::default() }
-    }
 }
 
 /// What one frame decoded to.
@@ -623,7 +617,7 @@ mod tests {
             let r = d.decode(&frame(&pkt[..cut]), 1);
             assert!(matches!(r, Decoded::Invalid(_)), "cut at {cut}: {r:?}");
         }
-        assert_eq!(d.stats.events[Anomaly::Ipv4TruncPkt as usize] > 0, true);
+        assert!(d.stats.events[Anomaly::Ipv4TruncPkt as usize] > 0);
         assert!(d.stats.events[Anomaly::EthernetPktTooSmall as usize] > 0);
     }
 

@@ -243,7 +243,7 @@ pub fn stats_event(at: Timestamp, s: &Stats) -> Value {
                 "vlan": d.vlan,
                 "vlan_qinq": d.vlan_qinq,
                 "unknown_ethertype": d.unknown_ethertype,
-                "avg_pkt_size": if d.pkts > 0 { d.bytes / d.pkts } else { 0 },
+                "avg_pkt_size": d.bytes.checked_div(d.pkts).unwrap_or(0),
                 "max_pkt_size": d.max_pkt_size,
                 "event": events,
             },

@@ -1,5 +1,5 @@
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -82,7 +82,7 @@ fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     }
 }
 
-fn check_config(path: &PathBuf) -> anyhow::Result<ExitCode> {
+fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     let cfg = Config::load(path)?;
     let f = cfg.flow_config();
     println!("{}: ok", path.display());

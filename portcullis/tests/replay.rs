@@ -53,7 +53,7 @@ fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'st
 fn every_shared_capture_replays_without_panic_or_hang() {
     let Some(data) = data_dir() else { return };
     let pcaps = data.join("pcaps");
-    let count = portcullis_dataplane::capture_files(&[pcaps.clone()]).unwrap().len();
+    let count = portcullis_dataplane::capture_files(std::slice::from_ref(&pcaps)).unwrap().len();
     let (s, text) = within(Duration::from_secs(300), move || replay_to_string(vec![pcaps], 2));
     assert_eq!(s.files, count);
     assert!(count > 1300, "expected the nDPI, Zeek, attack, scan and 830 tcpdump captures, found {count}");
