@@ -3,9 +3,15 @@
 //! - `suricata-diff`: runs Suricata 7 (through `shared/tools/suricata-ref`) and Portcullis on
 //!   the same captures with the same flow timeouts and compares their flow records.
 //! - `bench-replay`: times Portcullis and Suricata on one large capture in the same run.
+//! - `suricata-verify`: runs the suricata-verify corpus against Portcullis, with a ratchet of
+//!   tests that must keep passing.
+//! - `alert-diff`: ET Open alerts of Portcullis against Suricata's on the shared captures.
 
+mod alerts;
 mod bench;
 mod diff;
+mod sv;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -24,6 +30,10 @@ enum Cmd {
     SuricataDiff(diff::DiffArgs),
     /// Replay one capture with Portcullis and with Suricata and compare packets/s.
     BenchReplay(bench::BenchArgs),
+    /// Run the suricata-verify tests Portcullis can run and check their expected EVE events.
+    SuricataVerify(verify::VerifyArgs),
+    /// Compare Portcullis's alerts with Suricata's on the shared captures with the same rules.
+    AlertDiff(alerts::AlertArgs),
 }
 
 pub use portcullis_common::shared_data_dir as data_dir;
@@ -46,5 +56,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::SuricataDiff(a) => diff::run(a),
         Cmd::BenchReplay(a) => bench::run(a),
+        Cmd::SuricataVerify(a) => verify::run(a),
+        Cmd::AlertDiff(a) => alerts::run(a),
     }
 }
