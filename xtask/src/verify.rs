@@ -88,7 +88,7 @@ fn is_event_type(name: &str) -> bool {
 }
 
 /// Suricata 7.0.10's default `vars`, given to Portcullis for tests without their own.
-fn default_vars() -> Value {
+pub fn default_vars() -> Value {
     json!({
         "address-groups": {
             "HOME_NET": "[192.168.0.0/16,10.0.0.0/8,172.16.0.0/12]", "EXTERNAL_NET": "!$HOME_NET",
@@ -227,7 +227,13 @@ fn check_requires(req: &Value) -> Skip<()> {
             "min-version" | "lt-version" | "gt-version" | "version" => match sv::version_requirement(key, val, &EMULATED) {
                 Ok(None) => {}
                 Ok(Some(r)) => {
-                    let group = if key == "min-version" { format!("requires Suricata >= {}", sv::scalar_text(val).split('.').next().unwrap_or("")) } else { r.clone() };
+                    // Group by major release; a later 7.0.x is one group.
+                    let major = sv::parse_version(&sv::scalar_text(val), false).map_or(0, |v| v.major);
+                    let group = match key.as_str() {
+                        "min-version" if major > EMULATED.major => format!("requires Suricata >= {major}"),
+                        "min-version" => format!("requires a Suricata {}.x later than {EMULATED}", EMULATED.major),
+                        _ => r.clone(),
+                    };
                     return Err(Outcome { kind: Kind::Skip, reason: r, group, items: vec![] });
                 }
                 Err(e) => return Err(Outcome::skip("unreadable requirement", e)),
