@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: the differential check of flow records against Suricata 7 on a subset of
-# the shared captures (Suricata is installed from bookworm-backports when missing), then the
+# the shared captures (Suricata is installed from bookworm-backports when missing), the
+# suricata-verify tests Portcullis can run (with a ratchet of tests that must pass), then the
 # workspace's unit and integration tests. Shared corpora are read from $PORTCULLIS_DATA
 # (default ../shared/data); tests that need them say so and skip when they are absent.
 set -euo pipefail
@@ -13,6 +14,14 @@ if [ -d "$PORTCULLIS_DATA/pcaps" ]; then
   cargo xtask suricata-diff --every 6 --min-agreement 99 --report target/suricata-diff.json
 else
   echo "skipping the Suricata differential check: $PORTCULLIS_DATA/pcaps not found (set PORTCULLIS_DATA)"
+fi
+if [ -d "$PORTCULLIS_DATA/suricata-verify/tests" ]; then
+  # Every suricata-verify test Portcullis can run, checked against its expected EVE events;
+  # the tests in the ratchet file must keep passing. A few seconds: most tests are skipped
+  # (with their reasons in target/suricata-verify.json) before anything is replayed.
+  cargo xtask suricata-verify --ratchet xtask/suricata-verify-ratchet.txt --report target/suricata-verify.json
+else
+  echo "skipping suricata-verify: $PORTCULLIS_DATA/suricata-verify not found (set PORTCULLIS_DATA)"
 fi
 # nextest ends with one summary of every test; plain cargo test where it is missing.
 if cargo nextest --version >/dev/null 2>&1; then

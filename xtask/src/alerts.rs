@@ -150,7 +150,7 @@ fn read_events(path: &Path) -> anyhow::Result<Vec<Value>> {
     Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
-fn rule_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn rule_files(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for i in inputs {
         if i.is_dir() {
@@ -173,7 +173,7 @@ pub fn emit_loaded(bin: &Path, files: &[PathBuf], out: &Path) -> anyhow::Result<
         .with_context(|| format!("`portcullis rules check --json` printed no JSON: {}", String::from_utf8_lossy(&res.stderr).lines().next().unwrap_or("")))?;
     anyhow::ensure!(out.exists(), "`portcullis rules check --emit-loaded` wrote no {}", out.display());
     let mut kws: Vec<(String, u64)> = v["skipped_by_keyword"].as_object().map(|m| m.iter().map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0))).collect()).unwrap_or_default();
-    kws.sort_by(|a, b| b.1.cmp(&a.1));
+    kws.sort_by_key(|k| std::cmp::Reverse(k.1));
     let top: Vec<String> = kws.iter().take(12).map(|(k, n)| format!("{k} {n}")).collect();
     println!(
         "rules: {} loaded, {} skipped, {} errors; skipped for: {}",

@@ -1026,7 +1026,7 @@ mod tests {
             r#"{"event_type":"stats","stats":{"decoder":{"pkts":5}}}"#,
         ]);
         let ok = filter("count: 1\nmatch:\n  event_type: flow\n  flow.state: closed\n");
-        assert_eq!(evaluate(&[ok.clone()], &eve).kind, Kind::Pass);
+        assert_eq!(evaluate(std::slice::from_ref(&ok), &eve).kind, Kind::Pass);
 
         let wrong = filter("count: 1\nmatch:\n  event_type: flow\n  flow.state: new\n");
         let o = evaluate(&[ok.clone(), wrong], &eve);
