@@ -112,6 +112,8 @@ pub struct Caps {
     pub rules_flag: bool,
     pub simulate_ips: bool,
     pub rules_check: bool,
+    /// `rules check` takes `--config` (for the vars rules refer to).
+    pub rules_check_config: bool,
     /// Configurable `outputs.eve-log.types` names.
     pub types: BTreeSet<String>,
 }
@@ -120,7 +122,9 @@ impl Caps {
     pub fn probe(bin: &Path, scratch: &Path) -> anyhow::Result<Caps> {
         let help = Command::new(bin).args(["replay", "--help"]).output().with_context(|| format!("running {}", bin.display()))?;
         let help = String::from_utf8_lossy(&help.stdout).to_string();
-        let rules_check = Command::new(bin).args(["rules", "check", "--help"]).stdout(Stdio::null()).stderr(Stdio::null()).status()?.success();
+        let check_help = Command::new(bin).args(["rules", "check", "--help"]).output()?;
+        let rules_check = check_help.status.success();
+        let rules_check_config = rules_check && String::from_utf8_lossy(&check_help.stdout).contains("--config");
         std::fs::create_dir_all(scratch)?;
         let mut types = BTreeSet::new();
         for t in ALL_TYPES {
@@ -131,7 +135,14 @@ impl Caps {
                 types.insert(t.to_string());
             }
         }
-        Ok(Caps { bin: bin.to_path_buf(), rules_flag: help.contains("--rules"), simulate_ips: help.contains("--simulate-ips"), rules_check, types })
+        Ok(Caps {
+            bin: bin.to_path_buf(),
+            rules_flag: help.contains("--rules"),
+            simulate_ips: help.contains("--simulate-ips"),
+            rules_check,
+            rules_check_config,
+            types,
+        })
     }
 
     fn produced_events(&self) -> BTreeSet<String> {
@@ -585,7 +596,6 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
         if !caps.rules_flag || !caps.rules_check {
             return Err(Outcome::skip("this portcullis has no rule loading (replay --rules, rules check)", ""));
         }
-        rules_verdict(&caps.bin, r)?;
     }
     if simulate_ips && !caps.simulate_ips {
         return Err(Outcome::skip("this portcullis has no replay --simulate-ips", ""));
@@ -614,8 +624,13 @@ fn current_uid() -> Option<u64> {
 
 /// `portcullis rules check --json FILE`: the test is skipped when any rule is skipped or
 /// rejected, naming the keywords.
-fn rules_verdict(bin: &Path, rules: &Path) -> Skip<()> {
-    let out = Command::new(bin).args(["rules", "check", "--json"]).arg(rules).output().map_err(|e| Outcome::skip("rules check did not run", e.to_string()))?;
+fn rules_verdict(caps: &Caps, rules: &Path, config: &Path) -> Skip<()> {
+    let mut cmd = Command::new(&caps.bin);
+    cmd.args(["rules", "check", "--json"]);
+    if caps.rules_check_config {
+        cmd.arg("--config").arg(config);
+    }
+    let out = cmd.arg(rules).output().map_err(|e| Outcome::skip("rules check did not run", e.to_string()))?;
     let v: Value = serde_json::from_slice(&out.stdout).map_err(|e| {
         Outcome::skip("rules check printed no JSON", format!("{e}; stderr: {}", String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("")))
     })?;
@@ -664,6 +679,11 @@ pub fn execute(p: &Plan, out: &Path, caps: &Caps) -> Outcome {
     };
     if let Err(e) = std::fs::write(&cfg, yaml) {
         return Outcome::fail("runner error", e.to_string());
+    }
+    if let Some(r) = &p.rules {
+        if let Err(o) = rules_verdict(caps, r, &cfg) {
+            return o;
+        }
     }
     let mut cmd = Command::new(&caps.bin);
     cmd.args(["replay", "-q", "--no-progress", "--threads", "1", "--config"]).arg(&cfg).arg("--eve").arg(&eve);
@@ -901,6 +921,7 @@ mod tests {
             rules_flag: rules,
             simulate_ips: rules,
             rules_check: rules,
+            rules_check_config: false,
             types: types.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -1047,5 +1068,28 @@ mod tests {
         let absent = Check::Stats(2, yaml_to_json("decoder.chdlc: 5\n").unwrap().as_object().unwrap().clone());
         let o = evaluate(&[absent], &eve);
         assert_eq!((o.kind, o.reason.as_str()), (Kind::Skip, "checks read fields Portcullis does not write: stats.decoder.chdlc"));
+    }
+
+    /// A stand-in `portcullis` that answers `rules check --json` with `json`.
+    fn fake_checker(name: &str, json: &str) -> Caps {
+        use std::os::unix::fs::PermissionsExt;
+        let d = test_dir(name, &[]);
+        let bin = d.join("portcullis");
+        std::fs::write(&bin, format!("#!/bin/sh\n[ \"$1 $2\" = \"rules check\" ] && echo '{json}'\n")).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Caps { bin, ..caps(&["flow", "alert"], true) }
+    }
+
+    #[test]
+    fn rules_check_names_skipped_keywords_and_errors() {
+        let none = Path::new("/dev/null");
+        let ok = fake_checker("rc-ok", r#"{"loaded": 2, "skipped": 0, "skipped_by_keyword": {}, "errors": []}"#);
+        assert!(rules_verdict(&ok, none, none).is_ok());
+        let kw = fake_checker("rc-kw", r#"{"loaded": 1, "skipped": 3, "skipped_by_keyword": {"http.uri": 2, "lua": 1}, "errors": []}"#);
+        assert_eq!(rules_verdict(&kw, none, none).unwrap_err().reason, "rules use keywords Portcullis skips: http.uri, lua");
+        let err = fake_checker("rc-err", r#"{"loaded": 0, "skipped": 0, "skipped_by_keyword": {}, "errors": ["test.rules:1: bad"]}"#);
+        assert_eq!(rules_verdict(&err, none, none).unwrap_err().reason, "rules Portcullis rejects: test.rules:1: bad");
+        let silent = fake_checker("rc-none", "");
+        assert!(rules_verdict(&silent, none, none).unwrap_err().reason.starts_with("rules check printed no JSON"));
     }
 }
