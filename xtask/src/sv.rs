@@ -75,7 +75,8 @@ fn version_equal(have: &Version, want: &Version) -> bool {
         && (want.patch.is_none() || have.patch.is_none() || have.patch == want.patch)
 }
 
-/// Checks one version requirement (`min-version`, `lt-version`, `gt-version`, `version`)
+/// Checks one version requirement (`min-version`, `lt-version`, `gt-version`, `version`,
+/// `max-version`)
 /// against `have`. `Ok(None)` when met, `Ok(Some(reason))` when not; `Err` for a key that is
 /// not a version requirement or a value that is not a version.
 pub fn version_requirement(key: &str, value: &Value, have: &Version) -> Result<Option<String>, String> {
@@ -86,6 +87,8 @@ pub fn version_requirement(key: &str, value: &Value, have: &Version) -> Result<O
         "min-version" => (ord.is_ge(), format!("requires Suricata >= {text}")),
         "lt-version" => (ord.is_lt(), format!("requires Suricata < {text}")),
         "gt-version" => (ord.is_gt(), format!("requires Suricata > {text}")),
+        // Not in run.py; read as its name says, for test descriptions that use it.
+        "max-version" => (ord.is_le(), format!("requires Suricata <= {text}")),
         "version" => (version_equal(have, &want), format!("only for Suricata {text}")),
         _ => return Err(format!("`{key}` is not a version requirement")),
     };
@@ -309,6 +312,8 @@ mod tests {
             ("version", "7.0.10", true),
             ("version", "7.0.9", false),
             ("version", "8", false),
+            ("max-version", "7.0.10", true),
+            ("max-version", "7.0.9", false),
         ];
         for (key, val, ok) in cases {
             let got = version_requirement(key, &json!(val), &EMULATED).unwrap();

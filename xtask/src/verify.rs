@@ -235,7 +235,7 @@ fn check_requires(req: &Value) -> Skip<()> {
     let Some(req) = req.as_object() else { return Ok(()) };
     for (key, val) in req {
         match key.as_str() {
-            "min-version" | "lt-version" | "gt-version" | "version" => match sv::version_requirement(key, val, &EMULATED) {
+            "min-version" | "lt-version" | "gt-version" | "max-version" | "version" => match sv::version_requirement(key, val, &EMULATED) {
                 Ok(None) => {}
                 Ok(Some(r)) => {
                     // Group by major release; a later 7.0.x is one group.
@@ -289,7 +289,7 @@ fn check_requires(req: &Value) -> Skip<()> {
 /// the check applies to Suricata 7.0.10.
 fn check_applies(check: &Map<String, Value>) -> Skip<bool> {
     let mut req = check.get("requires").and_then(Value::as_object).cloned().unwrap_or_default();
-    for k in ["version", "min-version", "lt-version", "gt-version"] {
+    for k in ["version", "min-version", "lt-version", "gt-version", "max-version"] {
         if let Some(v) = check.get(k) {
             req.insert(k.into(), v.clone());
         }
@@ -535,7 +535,11 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
         Err(_) => DEFAULT_TYPES.iter().map(|s| s.to_string()).collect(),
     };
     let mut simulate_ips = Path::new(name).file_name().is_some_and(|n| n.to_string_lossy().contains("ips"));
-    let args: Vec<String> = t.get("args").and_then(Value::as_array).map(|a| a.iter().map(sv::scalar_text).collect()).unwrap_or_default();
+    let args: Vec<String> = match t.get("args") {
+        Some(Value::Array(a)) => a.iter().map(sv::scalar_text).collect(),
+        Some(Value::Null) | None => vec![],
+        Some(one) => vec![sv::scalar_text(one)],
+    };
     map_args(&args, &mut config, &mut simulate_ips)?;
     let types: Vec<&String> = suri_types.iter().filter(|t| caps.types.contains(*t)).collect();
     config["outputs"] = json!({"eve-log": {"enabled": true, "filename": "eve.json", "types": types}});
@@ -557,7 +561,12 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
                     }
                     checks.push(Check::Filter(i + 1, body_map));
                 }
-                "stats" => checks.push(Check::Stats(i + 1, body_map)),
+                "stats" => {
+                    if check_applies(&body_map)? {
+                        let counters = body_map.into_iter().filter(|(k, _)| !["requires", "version", "min-version", "lt-version", "gt-version", "max-version", "feature"].contains(&k.as_str())).collect();
+                        checks.push(Check::Stats(i + 1, counters));
+                    }
+                }
                 "shell" => {
                     if !check_applies(&body_map)? {
                         continue;
