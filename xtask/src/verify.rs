@@ -285,9 +285,11 @@ fn check_requires(req: &Value) -> Skip<()> {
     Ok(())
 }
 
-/// A check's own `requires`, `version`/`min-version`/`lt-version` and `feature`: `true` when
-/// the check applies to Suricata 7.0.10.
-fn check_applies(check: &Map<String, Value>) -> Skip<bool> {
+/// A check's own `requires`, `version`/`min-version`/`lt-version` and `feature`:
+/// `Ok(None)` when the check applies to Suricata 7.0.10, `Ok(Some(why))` when a version or
+/// build feature makes it not apply (as in run.py, the check is skipped), `Err` when it asks
+/// for something the runner cannot evaluate (the test is skipped).
+fn check_applies(check: &Map<String, Value>) -> Skip<Option<Outcome>> {
     let mut req = check.get("requires").and_then(Value::as_object).cloned().unwrap_or_default();
     for k in ["version", "min-version", "lt-version", "gt-version", "max-version"] {
         if let Some(v) = check.get(k) {
@@ -297,13 +299,10 @@ fn check_applies(check: &Map<String, Value>) -> Skip<bool> {
     if let Some(f) = check.get("feature") {
         req.insert("features".into(), json!([f]));
     }
-    match check_requires(&Value::Object(req)) {
-        Ok(()) => Ok(true),
-        // Build features and versions simply make the check not apply, as in run.py; a
-        // requirement the runner cannot evaluate skips the whole test.
-        Err(o) if o.group.starts_with("requires Suricata") || o.group.starts_with("only for") || o.group.starts_with("requires a Suricata build") => Ok(false),
-        Err(o) => Err(o),
-    }
+    let (gating, other): (Map<String, Value>, Map<String, Value>) =
+        req.into_iter().partition(|(k, _)| ["version", "min-version", "lt-version", "gt-version", "max-version", "features"].contains(&k.as_str()));
+    check_requires(&Value::Object(other))?;
+    Ok(check_requires(&Value::Object(gating)).err())
 }
 
 /// `--set KEY=VALUE`: where it goes in Portcullis's config, or why it is harmless, or why the
@@ -547,13 +546,15 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
     // The checks that apply to 7.0.10.
     let mut checks = Vec::new();
     let mut unsupported = BTreeSet::new();
+    let mut gated: Option<Outcome> = None;
     for (i, c) in t.get("checks").and_then(Value::as_array).into_iter().flatten().enumerate() {
         let Some(obj) = c.as_object() else { continue };
         for (kind, body) in obj {
             let body_map = body.as_object().cloned().unwrap_or_default();
             match kind.as_str() {
                 "filter" => {
-                    if !check_applies(&body_map)? {
+                    if let Some(why) = check_applies(&body_map)? {
+                        gated.get_or_insert(why);
                         continue;
                     }
                     if let Some(f) = body_map.get("filename").map(sv::scalar_text).filter(|f| f != "eve.json") {
@@ -562,13 +563,16 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
                     checks.push(Check::Filter(i + 1, body_map));
                 }
                 "stats" => {
-                    if check_applies(&body_map)? {
+                    if let Some(why) = check_applies(&body_map)? {
+                        gated.get_or_insert(why);
+                    } else {
                         let counters = body_map.into_iter().filter(|(k, _)| !["requires", "version", "min-version", "lt-version", "gt-version", "max-version", "feature"].contains(&k.as_str())).collect();
                         checks.push(Check::Stats(i + 1, counters));
                     }
                 }
                 "shell" => {
-                    if !check_applies(&body_map)? {
+                    if let Some(why) = check_applies(&body_map)? {
+                        gated.get_or_insert(why);
                         continue;
                     }
                     unsupported.insert("shell".to_string());
@@ -578,6 +582,10 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
                 }
             }
         }
+    }
+    // run.py: a test whose every check was skipped is skipped, not passed.
+    if let Some(why) = gated.filter(|_| checks.is_empty() && unsupported.is_empty()) {
+        return Err(Outcome { reason: format!("every check is skipped: {}", why.reason), group: format!("every check is skipped: {}", why.group), ..why });
     }
     if !unsupported.is_empty() {
         return Err(Outcome::skip_items("checks of a kind the runner does not run", unsupported.into_iter().collect()));
@@ -1034,6 +1042,14 @@ mod tests {
         let d = test_dir("ips", &[("test.yaml", gated), ("input.pcap", "")]);
         assert!(plan(&d, "x/test-ips-1", &d, &caps(&["flow"], true)).unwrap().simulate_ips);
         assert!(skip_reason(plan(&d, "x/test-ips-1", &d, &caps(&["flow"], false))).contains("--simulate-ips"));
+
+        // Every check gated: skipped as run.py does, not passed on no checks.
+        let all_gated = "checks:\n  - filter:\n      requires:\n        min-version: 8\n      count: 1\n      match:\n        event_type: flow\n  - filter:\n      min-version: 7.0.11\n      count: 1\n      match:\n        event_type: flow\n";
+        let d = test_dir("allgated", &[("test.yaml", all_gated), ("input.pcap", "")]);
+        assert_eq!(skip_reason(plan(&d, "t", &d, &caps(&["flow"], false))), "every check is skipped: requires Suricata >= 8");
+        let later7 = "checks:\n  - filter:\n      min-version: 7.0.11\n      count: 1\n      match:\n        event_type: http\n  - filter:\n      count: 1\n      match:\n        event_type: flow\n";
+        let d = test_dir("later7", &[("test.yaml", later7), ("input.pcap", "")]);
+        assert_eq!(plan(&d, "t", &d, &caps(&["flow"], false)).unwrap().checks.len(), 1);
 
         // Shell checks are not run.
         let shell = "checks:\n  - shell:\n      args: grep x fast.log\n";
