@@ -210,6 +210,8 @@ pub struct Plan {
     rules: Option<PathBuf>,
     simulate_ips: bool,
     config: Value,
+    /// Settings passed through under Suricata's names that Portcullis's config must accept.
+    tentative: Vec<String>,
     checks: Vec<Check>,
 }
 
@@ -306,8 +308,9 @@ fn check_applies(check: &Map<String, Value>) -> Skip<Option<Outcome>> {
 }
 
 /// `--set KEY=VALUE`: where it goes in Portcullis's config, or why it is harmless, or why the
-/// test cannot run.
-fn map_set(kv: &str, config: &mut Value) -> Skip<()> {
+/// test cannot run. Keys the runner does not know are put in the config as they are and
+/// listed in `tentative`, for Portcullis's `check-config` to accept or refuse.
+fn map_set(kv: &str, config: &mut Value, tentative: &mut Vec<String>) -> Skip<()> {
     let (key, val) = kv.split_once('=').unwrap_or((kv, ""));
     let parts: Vec<&str> = key.split('.').collect();
     let number = || val.parse::<u64>().map(Value::from).unwrap_or_else(|_| Value::from(val));
@@ -334,13 +337,23 @@ fn map_set(kv: &str, config: &mut Value) -> Skip<()> {
         ["stream", "checksum-validation"] | ["pcap-file", "checksum-checks"] => {
             return Err(Outcome::skip_items("checksum validation (Portcullis does not validate checksums)", vec![key.into()]))
         }
-        _ => return Err(Outcome::skip_items("--set has no Portcullis equivalent", vec![key.into()])),
+        // Anything else goes into Portcullis's config under Suricata's name, which its config
+        // keeps where it has the same setting; `check-config` decides before the run.
+        _ => {
+            let v = match val {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => number(),
+            };
+            put(config, &parts, v);
+            tentative.push(format!("--set {key}"));
+        }
     }
     Ok(())
 }
 
 /// `args:` as run.py splits them (on whitespace), mapped onto Portcullis.
-fn map_args(args: &[String], config: &mut Value, simulate_ips: &mut bool) -> Skip<()> {
+fn map_args(args: &[String], config: &mut Value, simulate_ips: &mut bool, tentative: &mut Vec<String>) -> Skip<()> {
     let tokens: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
     let mut i = 0;
     while i < tokens.len() {
@@ -354,14 +367,14 @@ fn map_args(args: &[String], config: &mut Value, simulate_ips: &mut bool) -> Ski
                 i += 1;
             }
             "--set" => {
-                map_set(next, config)?;
+                map_set(next, config, tentative)?;
                 i += 1;
             }
             "--simulate-ips" => *simulate_ips = true,
             // Portcullis's output does not depend on its thread count; it runs one thread here.
             "--runmode" => i += 1,
             _ if t.starts_with("--runmode=") => {}
-            _ if t.starts_with("--set=") => map_set(&t["--set=".len()..], config)?,
+            _ if t.starts_with("--set=") => map_set(&t["--set=".len()..], config, tentative)?,
             _ if t.starts_with("-v") && t[1..].bytes().all(|b| b == b'v') => {}
             _ => return Err(Outcome::skip_items("argument has no Portcullis equivalent", vec![t.into()])),
         }
@@ -373,7 +386,7 @@ fn map_args(args: &[String], config: &mut Value, simulate_ips: &mut bool) -> Ski
 /// The test's suricata.yaml: which event types it logs to eve.json, its vars, and settings
 /// Portcullis cannot follow. Suricata reads only this file when it exists (run.py passes it
 /// with `-c`), so what it leaves out is Suricata's built-in default.
-fn map_suricata_yaml(text: &str, config: &mut Value) -> Skip<BTreeSet<String>> {
+fn map_suricata_yaml(text: &str, config: &mut Value, tentative: &mut Vec<String>) -> Skip<BTreeSet<String>> {
     let body: String = text.lines().filter(|l| !l.starts_with('%')).collect::<Vec<_>>().join("\n");
     let y = yaml_to_json(&body).map_err(|e| Outcome::skip("suricata.yaml does not parse", e))?;
     let Some(top) = y.as_object() else { return Ok(BTreeSet::new()) };
@@ -425,7 +438,11 @@ fn map_suricata_yaml(text: &str, config: &mut Value) -> Skip<BTreeSet<String>> {
             // No application layer in Portcullis; logging and analysis output are Suricata's own.
             "app-layer" | "logging" | "default-log-dir" | "engine-analysis" => {}
             "include" => return Err(Outcome::skip("suricata.yaml includes another file", sv::scalar_text(v))),
-            other => return Err(Outcome::skip_items("suricata.yaml sets what Portcullis does not support", vec![other.into()])),
+            // As with --set: Portcullis's config decides whether it has the same section.
+            other => {
+                config[other] = v.clone();
+                tentative.push(format!("suricata.yaml {other}"));
+            }
         }
     }
     if !stats_enabled {
@@ -529,8 +546,9 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
         "classification-file": suite.join("etc/classification.config"),
         "reference-config-file": suite.join("etc/reference.config"),
     });
+    let mut tentative = Vec::new();
     let suri_types: BTreeSet<String> = match std::fs::read_to_string(dir.join("suricata.yaml")) {
-        Ok(text) => map_suricata_yaml(&text, &mut config)?,
+        Ok(text) => map_suricata_yaml(&text, &mut config, &mut tentative)?,
         Err(_) => DEFAULT_TYPES.iter().map(|s| s.to_string()).collect(),
     };
     let mut simulate_ips = Path::new(name).file_name().is_some_and(|n| n.to_string_lossy().contains("ips"));
@@ -539,7 +557,7 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
         Some(Value::Null) | None => vec![],
         Some(one) => vec![sv::scalar_text(one)],
     };
-    map_args(&args, &mut config, &mut simulate_ips)?;
+    map_args(&args, &mut config, &mut simulate_ips, &mut tentative)?;
     let types: Vec<&String> = suri_types.iter().filter(|t| caps.types.contains(*t)).collect();
     config["outputs"] = json!({"eve-log": {"enabled": true, "filename": "eve.json", "types": types}});
 
@@ -617,7 +635,7 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
     if simulate_ips && !caps.simulate_ips {
         return Err(Outcome::skip("this portcullis has no replay --simulate-ips", ""));
     }
-    Ok(Plan { pcap, rules, simulate_ips, config, checks })
+    Ok(Plan { pcap, rules, simulate_ips, config, tentative, checks })
 }
 
 /// The event types a check reads: its `event_type`, else the event types its keys start with.
@@ -696,6 +714,22 @@ pub fn execute(p: &Plan, out: &Path, caps: &Caps) -> Outcome {
     };
     if let Err(e) = std::fs::write(&cfg, yaml) {
         return Outcome::fail("runner error", e.to_string());
+    }
+    if !p.tentative.is_empty() {
+        let out = Command::new(&caps.bin).args(["check-config", "-c"]).arg(&cfg).output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => {
+                // "error: PATH: unknown field `stream`, expected one of ..." -> "unknown field `stream`"
+                let line = String::from_utf8_lossy(&o.stderr).lines().next().unwrap_or("").to_string();
+                let err = line.rsplit_once(".yaml: ").map_or(line.as_str(), |x| x.1);
+                let err = err.split(", expected").next().unwrap_or(err).to_string();
+                let mut skip = Outcome::skip_items("settings Portcullis's config does not have", p.tentative.clone());
+                skip.reason = format!("{} ({err})", skip.reason);
+                return skip;
+            }
+            Err(e) => return Outcome::fail("runner error", e.to_string()),
+        }
     }
     if let Some(r) = &p.rules {
         if let Err(o) = rules_verdict(caps, r, &cfg) {
@@ -989,29 +1023,36 @@ mod tests {
     fn args_map_or_skip() {
         let mut cfg = json!({});
         let mut ips = false;
+        let mut t = Vec::new();
         let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        map_args(&args(&["-k none", "--set flow-timeouts.tcp.new=5", "--simulate-ips", "--runmode=single", "-v"]), &mut cfg, &mut ips).unwrap();
+        map_args(&args(&["-k none", "--set flow-timeouts.tcp.new=5", "--simulate-ips", "--runmode=single", "-v"]), &mut cfg, &mut ips, &mut t).unwrap();
         assert!(ips);
         assert_eq!(cfg["flow-timeouts"]["tcp"]["new"], 5);
-        map_args(&args(&["-k none --set app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit=3"]), &mut cfg, &mut ips).unwrap();
-        let e = map_args(&args(&["--set stream.midstream=true"]), &mut cfg, &mut ips).unwrap_err();
-        assert_eq!(e.reason, "--set has no Portcullis equivalent: stream.midstream");
-        let e = map_args(&args(&["-k all"]), &mut cfg, &mut ips).unwrap_err();
+        map_args(&args(&["-k none --set app-layer.protocols.http.libhtp.default-config.response-body-decompress-layer-limit=3"]), &mut cfg, &mut ips, &mut t).unwrap();
+        assert!(t.is_empty() && cfg.get("app-layer").is_none());
+        // Unknown settings are passed under Suricata's name for check-config to judge.
+        map_args(&args(&["--set stream.midstream=true"]), &mut cfg, &mut ips, &mut t).unwrap();
+        assert_eq!((cfg["stream"]["midstream"].clone(), t.clone()), (json!(true), vec!["--set stream.midstream".to_string()]));
+        let e = map_args(&args(&["-k all"]), &mut cfg, &mut ips, &mut t).unwrap_err();
         assert!(e.reason.starts_with("checksum validation"), "{}", e.reason);
-        let e = map_args(&args(&["--include x.yaml"]), &mut cfg, &mut ips).unwrap_err();
+        let e = map_args(&args(&["--include x.yaml"]), &mut cfg, &mut ips, &mut t).unwrap_err();
         assert_eq!(e.reason, "argument has no Portcullis equivalent: --include");
     }
 
     #[test]
     fn suricata_yaml_types_vars_and_unsupported_sections() {
         let mut cfg = json!({});
+        let mut t = Vec::new();
         let text = "%YAML 1.1\n---\noutputs:\n  - fast:\n      enabled: yes\n  - eve-log:\n      enabled: yes\n      filename: eve.json\n      types:\n        - alert:\n            payload: yes\n        - http\n        - anomaly:\n            enabled: no\n        - flow\nvars:\n  address-groups:\n    HOME_NET: \"[10.0.0.0/8]\"\n  port-groups:\n    HTTP_PORTS: 80\nstats:\n  enabled: no\n";
-        let types = map_suricata_yaml(text, &mut cfg).unwrap();
+        let types = map_suricata_yaml(text, &mut cfg, &mut t).unwrap();
         assert_eq!(types, ["alert", "flow", "http"].iter().map(|s| s.to_string()).collect());
         assert_eq!(cfg["vars"]["address-groups"]["HOME_NET"], "[10.0.0.0/8]");
         assert_eq!(cfg["vars"]["port-groups"]["HTTP_PORTS"], "80");
-        let e = map_suricata_yaml("stream:\n  inline: yes\n", &mut cfg).unwrap_err();
-        assert_eq!(e.reason, "suricata.yaml sets what Portcullis does not support: stream");
+        assert!(t.is_empty());
+        map_suricata_yaml("stream:\n  inline: yes\n", &mut cfg, &mut t).unwrap();
+        assert_eq!((cfg["stream"]["inline"].clone(), t), (json!("yes"), vec!["suricata.yaml stream".to_string()]));
+        let e = map_suricata_yaml("include: x.yaml\n", &mut cfg, &mut vec![]).unwrap_err();
+        assert_eq!(e.reason, "suricata.yaml includes another file: x.yaml");
     }
 
     #[test]
