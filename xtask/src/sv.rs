@@ -205,7 +205,8 @@ pub fn match_entry(key: &str, expected: &Value, event: &Value) -> bool {
                 _ => x <= y,
             }
         }
-        None => found != Found::None && py_eq(val, expected),
+        // A missing key reads as None, which equals an expected `~` (absent or null).
+        None => py_eq(val, expected),
     }
 }
 
@@ -378,7 +379,9 @@ mod tests {
             ("flow.age.__lt", json!(3), false),
             ("flow.age.__lte", json!(3), true),
             ("missing.__gt", json!(0), false),
-            ("missing", json!(null), false),
+            ("missing", json!(null), true),
+            ("missing", json!(0), false),
+            ("alert.signature_id", json!(null), false),
         ];
         for (k, v, want) in cases {
             assert_eq!(match_entry(k, v, &e), *want, "{k}: {v}");
