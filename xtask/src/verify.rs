@@ -501,7 +501,8 @@ pub fn plan(dir: &Path, name: &str, suite: &Path, caps: &Caps) -> Skip<Plan> {
     }
 
     // The capture.
-    let pcap_required = !t["requires"].get("pcap").is_some_and(falsy);
+    // `requires: pcap: false` or a falsy `pcap:` say the test needs no capture.
+    let pcap_required = !t["requires"].get("pcap").is_some_and(falsy) && !t.get("pcap").is_some_and(falsy);
     let pcap = match t.get("pcap") {
         Some(p) if falsy(p) => None,
         Some(p) => {
