@@ -32,6 +32,9 @@ use crate::{data_dir, portcullis_bin, workspace_root};
 pub struct AlertArgs {
     /// Captures or directories [default: the attack, nDPI and Zeek captures of the shared data].
     captures: Vec<PathBuf>,
+    /// More captures or directories (the same as the positional list).
+    #[arg(long = "captures", num_args = 1.., value_name = "CAPTURE")]
+    more_captures: Vec<PathBuf>,
     /// Rule files or directories of them [default: the shared ET Open 2024-04 snapshot].
     #[arg(long, num_args = 1..)]
     rules: Vec<PathBuf>,
@@ -246,7 +249,8 @@ fn run_one(bin: &Path, cfg: &Path, rules: &Path, rules_text: &str, cap: &Path, w
 pub fn run(a: AlertArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let d = data_dir();
-    let inputs = if a.captures.is_empty() { vec![d.join("pcaps/attacks"), d.join("pcaps/ndpi"), d.join("pcaps/benign")] } else { a.captures.clone() };
+    let given: Vec<PathBuf> = a.captures.iter().chain(&a.more_captures).cloned().collect();
+    let inputs = if given.is_empty() { vec![d.join("pcaps/attacks"), d.join("pcaps/ndpi"), d.join("pcaps/benign")] } else { given };
     if let Some(missing) = inputs.iter().find(|p| !p.exists()) {
         bail!("{} does not exist (set PORTCULLIS_DATA to the shared data directory)", missing.display());
     }
