@@ -921,7 +921,6 @@ fn tally<'a>(items: impl Iterator<Item = &'a str>) -> Vec<(String, usize)> {
 }
 
 pub fn run(a: VerifyArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
     let suite = a.suite.clone().unwrap_or_else(|| data_dir().join("suricata-verify"));
     if !suite.join("tests").is_dir() {
         bail!("{} has no tests/ (set PORTCULLIS_DATA or pass --suite)", suite.display());
@@ -951,6 +950,8 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<()> {
         }
     };
     let bin = caps.bin.clone();
+    // The wall time reported is the tests', not the build's.
+    let started = Instant::now();
     let jobs = a.jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     eprintln!(
         "suricata-verify: {listed} tests, {jobs} jobs; portcullis {}: replay --rules {}, --simulate-ips {}, rules check {}, EVE types [{}]",
