@@ -98,9 +98,26 @@ pub fn parse_rule(text: &str, origin: Origin, ctx: &ParseContext) -> Result<Rule
     let mut sid = None;
     let r = parse_inner(text, origin, ctx, &mut sid);
     r.map_err(|mut e| {
-        e.sid = sid;
+        e.sid = sid.or_else(|| sniff_sid(text));
         e
     })
+}
+
+/// The sid of a rule whose options could not be split, for the warning: the digits after
+/// the last `sid:` that starts a word.
+fn sniff_sid(text: &str) -> Option<u32> {
+    let mut rest = text;
+    let mut found = None;
+    while let Some(i) = rest.find("sid") {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + 3..].trim_start();
+        if before.is_none_or(|c| c == ';' || c == '(' || c.is_whitespace()) && after.starts_with(':') {
+            let digits: String = after[1..].trim_start().chars().take_while(char::is_ascii_digit).collect();
+            found = digits.parse().ok().or(found);
+        }
+        rest = &rest[i + 3..];
+    }
+    found
 }
 
 /// One `keyword[:value];` with byte offsets into the rule.

@@ -464,9 +464,14 @@ mod tests {
         let g = r.address("[!1.2.3.4]").unwrap();
         assert_eq!(g.v4, vec![(0, v4("1.2.3.3")), (v4("1.2.3.5"), u32::MAX)]);
         // Nested groups and double negation.
-        let g = r.address("![!1.2.3.4,[5.6.7.8]]").unwrap();
+        let g = r.address("![!1.2.3.4]").unwrap();
         assert_eq!(g.v4, vec![(v4("1.2.3.4"), v4("1.2.3.4"))]);
         assert!(g.v6.is_empty());
+        // The inner group is 5.6.7.8 (its negation removes nothing from it); the outer `!`
+        // takes that from everything.
+        let g = r.address("![!1.2.3.4,[5.6.7.8]]").unwrap();
+        assert_eq!(g.v4, vec![(0, v4("5.6.7.7")), (v4("5.6.7.9"), u32::MAX)]);
+        assert_eq!(g.v6, vec![(0, u128::MAX)]);
         let g = r.address("[$EXTERNAL_NET,!255.255.255.255]").unwrap();
         assert!(!g.contains_v4(u32::MAX) && g.contains_v4(v4("1.1.1.1")));
         let g = r.address("1.2.3.4-1.2.3.9").unwrap();
