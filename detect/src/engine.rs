@@ -10,7 +10,7 @@ use portcullis_rules::{Action, FlowbitCmd, Origin, Rule, TrackBy};
 use crate::compile::{self, class_of, Compiled, CLASSES};
 use crate::header;
 use crate::payload::Inspect;
-use crate::prefilter::Prefilter;
+use crate::prefilter::{MatchScratch, Prefilter};
 use crate::threshold::{self, Counter};
 
 /// Index of a rule in the engine (engine order: Suricata's signature order).
@@ -20,9 +20,15 @@ pub struct RuleId(pub u32);
 /// Which multi-pattern matcher prefilters rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PrefilterKind {
-    /// Aho-Corasick (the `aho-corasick` crate): the measured default.
-    #[default]
+    /// Aho-Corasick (the `aho-corasick` crate, DFA): the default without the `vectorscan`
+    /// feature.
+    #[cfg_attr(not(feature = "vectorscan"), default)]
     AhoCorasick,
+    /// Vectorscan block databases: about 2-3x faster on ET Open's fast patterns (see
+    /// `benches/RESULTS.md`); the default with the `vectorscan` feature.
+    #[cfg(feature = "vectorscan")]
+    #[cfg_attr(feature = "vectorscan", default)]
+    Vectorscan,
     /// No prefilter: every rule of the packet's protocol is inspected. For tests and
     /// measurements only.
     None,
@@ -44,7 +50,7 @@ pub struct DetectConfig {
 
 impl Default for DetectConfig {
     fn default() -> Self {
-        DetectConfig { prefilter: PrefilterKind::AhoCorasick, stream_window: 4096, packet_alert_max: 15, recursion_limit: 3000 }
+        DetectConfig { prefilter: PrefilterKind::default(), stream_window: 4096, packet_alert_max: 15, recursion_limit: 3000 }
     }
 }
 
@@ -185,6 +191,7 @@ pub struct Scratch {
     lower_pkt: Vec<u8>,
     lower_stream: Vec<u8>,
     matched: Vec<(u32, bool)>,
+    matchers: Vec<MatchScratch>,
 }
 
 /// The compiled rule set. `Send + Sync`: share it through an `Arc`.
@@ -242,8 +249,8 @@ impl Engine {
                     continue;
                 }
                 match (&c.fast, cfg.prefilter) {
-                    (Some(fp), PrefilterKind::AhoCorasick) => pats[class].push((fp.bytes.clone(), fp.nocase, id)),
-                    _ => always[class].push(id),
+                    (Some(_), PrefilterKind::None) | (None, _) => always[class].push(id),
+                    (Some(fp), _) => pats[class].push((fp.bytes.clone(), fp.nocase, id)),
                 }
             }
         }
@@ -254,7 +261,7 @@ impl Engine {
             ..Default::default()
         };
         let groups: [Prefilter; CLASSES] = std::array::from_fn(|class| {
-            let pf = Prefilter::build(&pats[class], std::mem::take(&mut always[class]));
+            let pf = Prefilter::build(&pats[class], std::mem::take(&mut always[class]), cfg.prefilter);
             stats.always_inspected[class] = pf.always.len();
             stats.patterns[class] = pf.variant_count();
             pf
@@ -283,6 +290,21 @@ impl Engine {
         &self.stats
     }
 
+    /// The distinct fast patterns of all rules as `(bytes, nocase)`: what the prefilter
+    /// searches for. For benchmarks and for comparing matchers.
+    pub fn fast_patterns(&self) -> Vec<(Vec<u8>, bool)> {
+        let mut v: Vec<(Vec<u8>, bool)> = self
+            .compiled
+            .iter()
+            .filter(|c| !c.iponly)
+            .filter_map(|c| c.fast.as_ref())
+            .map(|f| (if f.nocase { f.bytes.to_ascii_lowercase() } else { f.bytes.clone() }, f.nocase))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
     /// The engine index of a flowbit name.
     pub fn flowbit_index(&self, name: &str) -> Option<u32> {
         self.flowbit_names.iter().position(|n| n == name).map(|i| i as u32)
@@ -293,7 +315,11 @@ impl Engine {
     }
 
     pub fn new_scratch(&self) -> Scratch {
-        Scratch { marks: vec![0; self.rules.len()], ..Default::default() }
+        Scratch {
+            marks: vec![0; self.rules.len()],
+            matchers: self.groups.iter().map(Prefilter::new_scratch).collect(),
+            ..Default::default()
+        }
     }
 
     /// Inspects one packet; appends its alerts to `alerts` in engine order.
@@ -307,8 +333,9 @@ impl Engine {
         if flow.as_ref().is_some_and(|f| f.passed) {
             return Verdict { pass_flow: true, ..Verdict::default() };
         }
-        if scratch.marks.len() < self.rules.len() {
-            scratch.marks.resize(self.rules.len(), 0);
+        if scratch.marks.len() < self.rules.len() || scratch.matchers.len() < CLASSES {
+            // A scratch made by another engine (or `Scratch::default()`): redo it once.
+            *scratch = self.new_scratch();
         }
         scratch.matched.clear();
         let meta = pkt.meta;
@@ -364,7 +391,7 @@ impl Engine {
         scratch.cands.clear();
         if !pkt.payload.is_empty() {
             let before = scratch.cands.len();
-            group.scan(pkt.payload, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched);
+            group.scan(pkt.payload, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[class]);
             for &id in &scratch.cands[before..] {
                 scratch.marks[id as usize] |= PKT;
             }
@@ -373,7 +400,7 @@ impl Engine {
             let f = flow.as_deref().expect("stream implies flow");
             let buf = &f.stream[di.expect("stream implies direction")].buf;
             let before = scratch.cands.len();
-            group.scan(buf, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched);
+            group.scan(buf, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[class]);
             for &id in &scratch.cands[before..] {
                 scratch.marks[id as usize] |= STREAM;
             }
