@@ -9,7 +9,8 @@
 //! stream) those bytes are a range of the payload itself and nothing is copied; only when
 //! out-of-order data is involved are they copied into the caller's reused scratch `Vec`.
 //! Calling [`Reassembler::ack`] on the other direction with the packet's acknowledgement number
-//! lets a direction skip holes the receiver has acknowledged (data lost before the sensor).
+//! lets a direction skip holes the receiver has acknowledged (data lost before the sensor);
+//! it delivers one contiguous run per call, so it is repeated while it returns bytes.
 //! [`Reassembler::release`] at flow end returns buffered memory to the gauge.
 //!
 //! It follows Suricata 7's stream engine where that changes which bytes are inspected: SYN and

@@ -151,6 +151,10 @@ impl Reassembler {
     /// them is pointless: the hole is skipped (a counted gap) and whatever was buffered behind
     /// it is delivered, into `out`, as with [`Reassembler::segment`]. An ACK of the FIN is not
     /// taken for a missing byte.
+    ///
+    /// One call delivers one contiguous run. When the ACK covers several holes, the call stops
+    /// at the next one; call again with the same number while it returns bytes, inspecting each
+    /// run, until it returns an empty `Delivered`.
     pub fn ack(
         &mut self,
         cfg: &StreamConfig,

@@ -493,3 +493,23 @@ fn offsets_pass_4_gib_while_sequence_numbers_wrap() {
     let got = d.seg(seq, ACK, b"!");
     delivered(got, 4100 << 20, b"!");
 }
+
+#[test]
+fn an_ack_over_several_holes_delivers_one_run_per_call() {
+    let mut d = Dir::syn(StreamConfig::default(), 0);
+    d.seg(3, ACK, b"cd");
+    d.seg(7, ACK, b"gh");
+    let got = d.ack(20);
+    assert!(got.0.gap);
+    delivered(got, 2, b"cd");
+    let got = d.ack(20);
+    assert!(got.0.gap);
+    delivered(got, 6, b"gh");
+    assert!(d.ack(20).0.is_empty());
+    assert_eq!((d.stats.reassembly_gap, d.r.next_offset()), (3, 19));
+}
+
+#[test]
+fn an_idle_reassembler_is_small() {
+    assert!(std::mem::size_of::<Reassembler>() <= 32);
+}
