@@ -64,8 +64,9 @@ const CLOSED: u8 = 1 << 4;
 /// for a hole and freed when the hole fills.
 ///
 /// Every call takes the worker's `StreamConfig` and `StreamStats`, so a reassembler stores
-/// neither. Call [`Reassembler::release`] when the flow ends, so that the
-/// `reassembly_memuse` gauge and the memcap see the buffer go.
+/// neither. Pass the same `StreamStats` to every call for the worker's life: its
+/// `reassembly_memuse` gauge is what the memcap is checked against. Call
+/// [`Reassembler::release`] when the flow ends, so that the gauge sees the buffer go.
 #[derive(Debug, Default)]
 pub struct Reassembler {
     /// The sequence number at stream offset 0 (the ISN + 1).
@@ -194,7 +195,7 @@ impl Reassembler {
     /// it when the flow ends; the reassembler stays usable (it simply holds nothing).
     pub fn release(&mut self, stats: &mut StreamStats) {
         if let Some(b) = self.ooo.take() {
-            stats.reassembly_memuse -= b.bytes() as u64;
+            stats.reassembly_memuse = stats.reassembly_memuse.wrapping_sub(b.bytes() as u64);
         }
     }
 
@@ -257,8 +258,13 @@ impl Reassembler {
         let (skip, start) = if rel < 0 {
             // A retransmission, whole or in part: delivered bytes stay as delivered (they were
             // inspected), so only what lies past them is new.
-            seen.overlap = true;
             let skip = rel.unsigned_abs();
+            if skip > u64::from(cfg.window) + payload.len() as u64 {
+                // Too far behind to be a retransmission: garbage or another connection.
+                stats.out_of_window += 1;
+                return None;
+            }
+            seen.overlap = true;
             if skip >= payload.len() as u64 {
                 return None;
             }
@@ -301,8 +307,8 @@ impl Reassembler {
         let plan = buf.plan(start, n);
         let over_stream = buf.bytes() + plan.bytes > cfg.max_ooo_bytes
             || buf.pieces() + plan.pieces > cfg.max_ooo_segments;
-        let over_memcap =
-            cfg.memcap != 0 && stats.reassembly_memuse + plan.bytes as u64 > cfg.memcap;
+        let over_memcap = cfg.memcap != 0
+            && stats.reassembly_memuse.saturating_add(plan.bytes as u64) > cfg.memcap;
         if plan.bytes == 0 || !(over_stream || over_memcap) {
             self.insert(cfg, start, data, stats, seen);
             return None;
@@ -338,14 +344,15 @@ impl Reassembler {
     ) {
         let buf = self.ooo.get_or_insert_with(Box::default);
         let r = buf.insert(start, data, cfg.overlap_policy);
-        stats.reassembly_memuse += r.added as u64;
+        stats.reassembly_memuse = stats.reassembly_memuse.wrapping_add(r.added as u64);
         seen.overlap |= r.overlap;
         seen.different |= r.different;
     }
 
     fn drain(&mut self, out: &mut Vec<u8>, stats: &mut StreamStats) {
         if let Some(buf) = self.ooo.as_mut() {
-            stats.reassembly_memuse -= buf.drain(&mut self.next_off, out) as u64;
+            let released = buf.drain(&mut self.next_off, out) as u64;
+            stats.reassembly_memuse = stats.reassembly_memuse.wrapping_sub(released);
         }
         self.free_if_empty();
     }

@@ -40,7 +40,9 @@ impl StreamStats {
         self.segment_memcap_drop += other.segment_memcap_drop;
         self.ooo_buffer_full += other.ooo_buffer_full;
         self.out_of_window += other.out_of_window;
-        self.reassembly_memuse += other.reassembly_memuse;
+        // Wrapping, so that interval snapshots (whose gauge may have gone "negative" when a
+        // buffer filled in one interval is freed in the next) still sum to the truth.
+        self.reassembly_memuse = self.reassembly_memuse.wrapping_add(other.reassembly_memuse);
     }
 
     /// Every counter with its dotted stats name, for the `stats` event.

@@ -513,3 +513,11 @@ fn an_ack_over_several_holes_delivers_one_run_per_call() {
 fn an_idle_reassembler_is_small() {
     assert!(std::mem::size_of::<Reassembler>() <= 32);
 }
+
+#[test]
+fn segment_far_behind_is_out_of_window_not_an_overlap() {
+    let mut d = Dir::syn(StreamConfig::default(), 0);
+    delivered(d.seg(1, ACK, b"ab"), 0, b"ab");
+    assert!(d.seg(1u32.wrapping_sub(1 << 30), ACK, b"old").0.is_empty());
+    assert_eq!((d.stats.out_of_window, d.stats.overlap), (1, 0));
+}
