@@ -12,6 +12,11 @@
 //! - operation: kind (bit 0: 1 = ACK from the other side, 0 = segment), sequence number as a
 //!   u32 LE offset from the ISN, TCP flags, payload length as u16 LE (at most 1500); for a
 //!   segment without generated payloads, that many payload bytes follow.
+//!
+//! Running it needs a nightly toolchain and `cargo install cargo-fuzz`; seeds go outside the
+//! repository:
+//! `python3 fuzz/scripts/stream_seeds.py /tmp/stream_seeds && cd fuzz &&
+//! cargo +nightly fuzz run stream_reassembly /tmp/stream_corpus /tmp/stream_seeds`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
