@@ -54,7 +54,8 @@ impl<'a> Input<'a> {
         self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
@@ -92,7 +93,11 @@ fuzz_target!(|data: &[u8]| {
         } else {
             let flags = TcpFlags(flags);
             if generate {
-                let data_seq = if flags.has(TcpFlags::SYN) { seq.wrapping_add(1) } else { seq };
+                let data_seq = if flags.has(TcpFlags::SYN) {
+                    seq.wrapping_add(1)
+                } else {
+                    seq
+                };
                 payload_buf.clear();
                 payload_buf.extend((0..len as u32).map(|i| generated(data_seq.wrapping_add(i))));
                 payload = &payload_buf;
@@ -105,15 +110,31 @@ fuzz_target!(|data: &[u8]| {
         let bytes = d.bytes(payload, &out);
         assert_eq!(bytes.len(), d.len);
         if !d.is_empty() {
-            assert!(d.offset >= end, "delivery at {} goes back before {}", d.offset, end);
-            assert_eq!(d.gap, d.offset > end, "gap flag at {} after {}", d.offset, end);
+            assert!(
+                d.offset >= end,
+                "delivery at {} goes back before {}",
+                d.offset,
+                end
+            );
+            assert_eq!(
+                d.gap,
+                d.offset > end,
+                "gap flag at {} after {}",
+                d.offset,
+                end
+            );
             end = d.end();
             total += d.len as u64;
             if generate {
                 let base = r.base_seq().expect("delivered without a start");
                 for (i, &b) in bytes.iter().enumerate() {
                     let s = base.wrapping_add((d.offset + i as u64) as u32);
-                    assert_eq!(b, generated(s), "wrong byte at offset {}", d.offset + i as u64);
+                    assert_eq!(
+                        b,
+                        generated(s),
+                        "wrong byte at offset {}",
+                        d.offset + i as u64
+                    );
                 }
             }
         }
