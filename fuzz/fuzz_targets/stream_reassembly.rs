@@ -12,6 +12,11 @@
 //! - operation: kind (bit 0: 1 = ACK from the other side, 0 = segment), sequence number as a
 //!   u32 LE offset from the ISN, TCP flags, payload length as u16 LE (at most 1500); for a
 //!   segment without generated payloads, that many payload bytes follow.
+//!
+//! Running it needs a nightly toolchain and `cargo install cargo-fuzz`; seeds go outside the
+//! repository:
+//! `python3 fuzz/scripts/stream_seeds.py /tmp/stream_seeds && cd fuzz &&
+//! cargo +nightly fuzz run stream_reassembly /tmp/stream_corpus /tmp/stream_seeds`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -49,7 +54,8 @@ impl<'a> Input<'a> {
         self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
@@ -87,7 +93,11 @@ fuzz_target!(|data: &[u8]| {
         } else {
             let flags = TcpFlags(flags);
             if generate {
-                let data_seq = if flags.has(TcpFlags::SYN) { seq.wrapping_add(1) } else { seq };
+                let data_seq = if flags.has(TcpFlags::SYN) {
+                    seq.wrapping_add(1)
+                } else {
+                    seq
+                };
                 payload_buf.clear();
                 payload_buf.extend((0..len as u32).map(|i| generated(data_seq.wrapping_add(i))));
                 payload = &payload_buf;
@@ -100,15 +110,31 @@ fuzz_target!(|data: &[u8]| {
         let bytes = d.bytes(payload, &out);
         assert_eq!(bytes.len(), d.len);
         if !d.is_empty() {
-            assert!(d.offset >= end, "delivery at {} goes back before {}", d.offset, end);
-            assert_eq!(d.gap, d.offset > end, "gap flag at {} after {}", d.offset, end);
+            assert!(
+                d.offset >= end,
+                "delivery at {} goes back before {}",
+                d.offset,
+                end
+            );
+            assert_eq!(
+                d.gap,
+                d.offset > end,
+                "gap flag at {} after {}",
+                d.offset,
+                end
+            );
             end = d.end();
             total += d.len as u64;
             if generate {
                 let base = r.base_seq().expect("delivered without a start");
                 for (i, &b) in bytes.iter().enumerate() {
                     let s = base.wrapping_add((d.offset + i as u64) as u32);
-                    assert_eq!(b, generated(s), "wrong byte at offset {}", d.offset + i as u64);
+                    assert_eq!(
+                        b,
+                        generated(s),
+                        "wrong byte at offset {}",
+                        d.offset + i as u64
+                    );
                 }
             }
         }

@@ -239,9 +239,11 @@ impl Reassembler {
     }
 
     /// Places `payload`, which starts at `seq`, against what was delivered and buffered.
-    /// Returns the payload range (start, length) to deliver when the bytes can be handed over in place
-    /// (in order, nothing already in `out`, nothing buffered in the way); otherwise newly
-    /// in-order bytes are appended to `out`.
+    /// Returns the payload range (start, length) to deliver when the bytes can be handed over
+    /// in place (in order, nothing already in `out`, nothing buffered in the way); otherwise
+    /// newly in-order bytes are appended to `out`.
+    // The arguments are the public call's plus two bits of per-call state; bundling them in a
+    // struct would only rename them.
     #[allow(clippy::too_many_arguments)]
     fn accept(
         &mut self,
