@@ -8,11 +8,13 @@
 //! (the table's storage is reserved up front from the memcap). One table is owned by one
 //! worker thread; the dispatcher guarantees a flow's packets all reach the same worker.
 
+pub mod features;
 mod record;
 mod table;
 mod tcp;
 mod timeouts;
 
+pub use features::{CicConfig, CicFlow, CicFlowTable, CicStats, FeatureVector, FlowFeatures, Termination, FEATURE_NAMES, N_FEATURES};
 pub use record::{EndReason, FlowRecord, FlowState};
 pub use table::{FlowConfig, FlowStats, FlowTable, Update};
 pub use tcp::TcpState;
