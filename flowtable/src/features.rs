@@ -664,7 +664,8 @@ impl CicFlowTable {
     pub fn push(&mut self, meta: &PacketMeta, out: &mut Vec<CicFlow>) {
         let proto = meta.key.proto;
         let is_icmp = matches!(proto, ipproto::ICMP | ipproto::ICMPV6);
-        if !(matches!(proto, ipproto::TCP | ipproto::UDP) || is_icmp) || meta.attach_only && !is_icmp {
+        let tracked = matches!(proto, ipproto::TCP | ipproto::UDP) || is_icmp;
+        if !tracked || meta.attach_only && !is_icmp {
             self.stats.skipped += 1;
             return;
         }
@@ -726,9 +727,7 @@ impl CicFlowTable {
                         TcpClose::OneFin if ff > 0 && bf > 0 => TcpClose::BothFins,
                         c => c,
                     }
-                } else if fl.has(TcpFlags::RST) {
-                    TcpClose::Ready
-                } else if fl.has(TcpFlags::ACK) && e.close == TcpClose::BothFins {
+                } else if fl.has(TcpFlags::RST) || fl.has(TcpFlags::ACK) && e.close == TcpClose::BothFins {
                     TcpClose::Ready
                 } else {
                     e.close
