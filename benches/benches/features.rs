@@ -43,6 +43,7 @@ fn features(c: &mut Criterion) {
         })
         .collect();
     let mut flows = vec![None; ids.len()];
+    eprintln!("{} packets in {} tuples", packets.len(), ids.len());
     let expected = run_splitter(&packets);
 
     let mut g = c.benchmark_group("cic_features");

@@ -634,19 +634,32 @@ pub struct CicStats {
 }
 
 /// CICFlowMeter's flow splitter over [`PacketMeta`]: see the module documentation. Packets
-/// must come in capture order. One hash map entry per live flow; a flow leaves the map when
-/// a later packet of its tuple ends it or at [`CicFlowTable::finish`], as in the tool (which
-/// has no idle sweep), so memory grows with the number of tuples in the capture.
+/// must come in capture order. A live flow leaves the table when a later packet of its tuple
+/// ends it or at [`CicFlowTable::finish`], as in the tool (which has no idle sweep), so
+/// memory grows with the number of tuples in the capture. Flows live in a slab indexed by a
+/// small hash map, so the large per-flow state is written once, not moved on every rehash.
 #[derive(Debug, Default)]
 pub struct CicFlowTable {
     cfg: CicConfig,
-    flows: HashMap<FlowKey, Entry>,
+    index: HashMap<FlowKey, u32>,
+    slots: Vec<Entry>,
+    free: Vec<u32>,
     pub stats: CicStats,
+}
+
+/// Reports a flow that ended, unless it is too short to report.
+fn emit(cfg: &CicConfig, stats: &mut CicStats, flow: CicFlow, out: &mut Vec<CicFlow>) {
+    if flow.features.packets() < cfg.min_packets {
+        stats.short_flows += 1;
+    } else {
+        stats.flows += 1;
+        out.push(flow);
+    }
 }
 
 impl CicFlowTable {
     pub fn new(cfg: CicConfig) -> Self {
-        CicFlowTable { cfg, flows: HashMap::new(), stats: CicStats::default() }
+        CicFlowTable { cfg, ..Default::default() }
     }
 
     /// The tool's view of a packet's tuple: no VLAN, no ICMP ports.
@@ -658,6 +671,12 @@ impl CicFlowTable {
             k.dport = 0;
         }
         k
+    }
+
+    /// A fresh flow whose first packet, and forward direction, is `pkt`.
+    fn fresh(&self, pkt: &PacketMeta) -> Entry {
+        let features = FlowFeatures::with_orientation(pkt, &pkt.key, pkt.ts, self.cfg.activity_timeout_us);
+        Entry { flow: CicFlow { key: pkt.key, features }, close: TcpClose::Open }
     }
 
     /// Adds one packet; flows it ends are appended to `out`.
@@ -676,47 +695,54 @@ impl CicFlowTable {
         let fl = pkt.tcp_flags;
         let ts = pkt.ts.0;
         let cfg = self.cfg;
-        let Some(e) = self.flows.get_mut(&canon) else {
-            let flow = CicFlow { key: pkt.key, features: FlowFeatures::with_orientation(&pkt, &pkt.key, pkt.ts, cfg.activity_timeout_us) };
-            self.flows.insert(canon, Entry { flow, close: TcpClose::Open });
+        let Some(&slot) = self.index.get(&canon) else {
+            let entry = self.fresh(&pkt);
+            let slot = match self.free.pop() {
+                Some(i) => {
+                    self.slots[i as usize] = entry;
+                    i
+                }
+                None => {
+                    self.slots.push(entry);
+                    (self.slots.len() - 1) as u32
+                }
+            };
+            self.index.insert(canon, slot);
             return;
         };
+        let e = &self.slots[slot as usize];
         let timed_out = ts - e.flow.features.start_us > cfg.flow_timeout_us;
         let syn_after_close = cfg.termination == Termination::Corrected && e.close == TcpClose::Ready && fl.has(TcpFlags::SYN);
-        if timed_out || syn_after_close {
+        let icmp_changed = is_icmp
+            && cfg.termination == Termination::Corrected
+            && e.flow.features.icmp.is_some_and(|(code, ty)| code != pkt.icmp_code && ty != pkt.icmp_type);
+        if timed_out || syn_after_close || icmp_changed {
             let ended = *e;
-            let continues = cfg.termination == Termination::Corrected && proto == ipproto::TCP && ended.close != TcpClose::Ready;
-            let flow = if continues {
+            let continues = timed_out && cfg.termination == Termination::Corrected && proto == ipproto::TCP && ended.close != TcpClose::Ready;
+            let next = if continues {
                 // The same connection goes on: keep its orientation and its start.
                 let fwd = ended.flow.key;
                 let conn = Timestamp(ended.flow.features.conn_start_us);
-                CicFlow { key: fwd, features: FlowFeatures::with_orientation(&pkt, &fwd, conn, cfg.activity_timeout_us) }
+                let features = FlowFeatures::with_orientation(&pkt, &fwd, conn, cfg.activity_timeout_us);
+                Entry { flow: CicFlow { key: fwd, features }, close: TcpClose::Open }
             } else {
-                CicFlow { key: pkt.key, features: FlowFeatures::with_orientation(&pkt, &pkt.key, pkt.ts, cfg.activity_timeout_us) }
+                // A new connection, or (the corrected tool's rule) an ICMP exchange whose
+                // type and code both changed.
+                self.fresh(&pkt)
             };
-            *e = Entry { flow, close: TcpClose::Open };
-            self.emit(ended.flow, out);
+            self.slots[slot as usize] = next;
+            emit(&cfg, &mut self.stats, ended.flow, out);
             return;
         }
-        if is_icmp && cfg.termination == Termination::Corrected {
-            if let Some((code, ty)) = e.flow.features.icmp {
-                // The corrected tool starts a new ICMP flow when both type and code change.
-                if code != pkt.icmp_code && ty != pkt.icmp_type {
-                    let ended = e.flow;
-                    let flow = CicFlow { key: pkt.key, features: FlowFeatures::with_orientation(&pkt, &pkt.key, pkt.ts, cfg.activity_timeout_us) };
-                    *e = Entry { flow, close: TcpClose::Open };
-                    self.emit(ended, out);
-                    return;
-                }
-            }
-        }
+        let e = &mut self.slots[slot as usize];
         e.flow.features.update(&pkt);
         match cfg.termination {
             Termination::FirstFin => {
                 if fl.has(TcpFlags::FIN) {
                     let ended = e.flow;
-                    self.flows.remove(&canon);
-                    self.emit(ended, out);
+                    self.index.remove(&canon);
+                    self.free.push(slot);
+                    emit(&cfg, &mut self.stats, ended, out);
                 }
             }
             Termination::Corrected => {
@@ -736,27 +762,25 @@ impl CicFlowTable {
         }
     }
 
-    fn emit(&mut self, flow: CicFlow, out: &mut Vec<CicFlow>) {
-        if flow.features.packets() < self.cfg.min_packets {
-            self.stats.short_flows += 1;
-        } else {
-            self.stats.flows += 1;
-            out.push(flow);
-        }
-    }
-
     /// Ends every live flow (end of the capture), in order of start time.
     pub fn finish(&mut self, out: &mut Vec<CicFlow>) {
-        let mut rest: Vec<CicFlow> = self.flows.drain().map(|(_, e)| e.flow).collect();
-        rest.sort_by_key(|f| (f.features.start_us, f.key.src, f.key.sport, f.key.dst, f.key.dport, f.key.proto));
-        for f in rest {
-            self.emit(f, out);
+        let mut live: Vec<u32> = self.index.drain().map(|(_, i)| i).collect();
+        let slots = &self.slots;
+        live.sort_by_key(|&i| {
+            let f = &slots[i as usize].flow;
+            (f.features.start_us, f.key.src, f.key.sport, f.key.dst, f.key.dport, f.key.proto)
+        });
+        out.reserve(live.len());
+        for i in live {
+            emit(&self.cfg, &mut self.stats, self.slots[i as usize].flow, out);
         }
+        self.slots.clear();
+        self.free.clear();
     }
 
     /// Flows in progress.
     pub fn live(&self) -> usize {
-        self.flows.len()
+        self.index.len()
     }
 }
 
@@ -816,6 +840,12 @@ mod tests {
             let got = get(v, name);
             assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{name}: got {got}, want {want}");
         }
+    }
+
+    #[test]
+    fn accumulator_is_small() {
+        // The main table carries one per flow; keep it within what its memcap accounts for.
+        assert!(std::mem::size_of::<FlowFeatures>() <= 800, "{}", std::mem::size_of::<FlowFeatures>());
     }
 
     #[test]
