@@ -11,7 +11,7 @@ use portcullis_flowtable::{CicConfig, CicFlowTable, FlowFeatures};
 
 /// Feeds every packet to its flow's accumulator; returns the packets counted by all flows,
 /// which must equal the packets fed.
-fn run_update(packets: &[PacketMeta], flow_of: &[usize], flows: &mut Vec<Option<FlowFeatures>>) -> u64 {
+fn run_update(packets: &[PacketMeta], flow_of: &[usize], flows: &mut [Option<FlowFeatures>]) -> u64 {
     flows.iter_mut().for_each(|f| *f = None);
     for (p, &i) in packets.iter().zip(flow_of) {
         match &mut flows[i] {
