@@ -667,17 +667,13 @@ impl Builder {
                 c.fast_pattern = Some(fp);
             }
             "pcre" => {
+                // A relative pcre (R) with no earlier match in its buffer is relative to the
+                // buffer's start. Suricata accepts that (for byte_* and isdataat too), so no
+                // relative keyword here requires a previous match.
                 let (pcre, buffer) = parse_pcre(value()?).map_err(|m| syntax(o.col, Some(name), m))?;
-                if let Some(b) = buffer {
-                    if pcre.relative && !self.has_match_in(&Buffer::Sticky { name: b.to_string(), transforms: Vec::new() }) {
-                        return Err(invalid(o.col, name, "relative (R) with no previous match in its buffer"));
-                    }
-                    self.rule.payload.push(PayloadMatch { buffer: Buffer::Sticky { name: b.to_string(), transforms: Vec::new() }, kind: PayloadKind::Pcre(pcre) });
-                } else {
-                    if pcre.relative {
-                        self.require_previous(o)?;
-                    }
-                    self.push(PayloadKind::Pcre(pcre));
+                match buffer {
+                    Some(b) => self.rule.payload.push(PayloadMatch { buffer: Buffer::Sticky { name: b.to_string(), transforms: Vec::new() }, kind: PayloadKind::Pcre(pcre) }),
+                    None => self.push(PayloadKind::Pcre(pcre)),
                 }
             }
             "isdataat" => {
@@ -696,8 +692,6 @@ impl Builder {
                         other => return Err(syntax(o.col, Some(name), format!("unknown option `{other}`"))),
                     }
                 }
-                // No check for a previous match: Suricata accepts `isdataat:N,relative` at
-                // the start of a buffer (relative to its start), and ET Open relies on it.
                 self.push(PayloadKind::IsDataAt(IsDataAt { pos, negated: neg, relative }));
             }
             "bsize" => {
@@ -706,23 +700,14 @@ impl Builder {
             }
             "byte_test" => {
                 let bt = self.parse_byte_test(o)?;
-                if bt.relative {
-                    self.require_previous(o)?;
-                }
                 self.push(PayloadKind::ByteTest(bt));
             }
             "byte_jump" => {
                 let bj = self.parse_byte_jump(o)?;
-                if bj.relative {
-                    self.require_previous(o)?;
-                }
                 self.push(PayloadKind::ByteJump(bj));
             }
             "byte_extract" => {
                 let bx = self.parse_byte_extract(o)?;
-                if bx.relative {
-                    self.require_previous(o)?;
-                }
                 self.push(PayloadKind::ByteExtract(bx));
             }
             "pkt_data" => {
@@ -879,25 +864,6 @@ impl Builder {
         match &mut self.rule.payload[idx].kind {
             PayloadKind::Content(c) => Ok(c),
             _ => unreachable!("last_content points at a content"),
-        }
-    }
-
-    fn has_match_in(&self, buffer: &Buffer) -> bool {
-        let same = |b: &Buffer| match (b, buffer) {
-            (Buffer::Sticky { name: a, .. }, Buffer::Sticky { name: b, .. }) => a == b,
-            (Buffer::Sticky { .. }, _) | (_, Buffer::Sticky { .. }) => false,
-            // The packet payload and pkt_data are one buffer.
-            _ => true,
-        };
-        self.rule.payload.iter().any(|m| same(&m.buffer) && !matches!(m.kind, PayloadKind::Bsize(_)))
-    }
-
-    /// A relative keyword needs an earlier match in the same buffer to be relative to.
-    fn require_previous(&self, o: &Opt<'_>) -> Result<(), RuleError> {
-        if self.has_match_in(&self.buffer) {
-            Ok(())
-        } else {
-            Err(invalid(o.col, o.name, "relative, but there is no previous match in its buffer"))
         }
     }
 

@@ -163,6 +163,14 @@ const OK: &[(&str, Check)] = &[
         assert_eq!(r.payload[1].kind, PayloadKind::Bsize(Cmp::Lt(10)));
         assert_eq!(r.payload[2].kind, PayloadKind::IsDataAt(IsDataAt { pos: Value::Lit(5), negated: false, relative: false }));
     }),
+    // Relative keywords with no earlier match in their buffer are relative to its start, as
+    // Suricata 7 accepts them (its setup functions skip the link when there is no previous
+    // match); ET Open has `http.accept_lang; isdataat:100,relative;`.
+    ("alert tcp any any -> any any (pcre:\"/a/R\"; byte_test:1,=,1,0,relative; isdataat:1,relative; sid:24;)", |r| {
+        let PayloadKind::Pcre(p) = &r.payload[0].kind else { panic!() };
+        let PayloadKind::ByteTest(t) = &r.payload[1].kind else { panic!() };
+        assert!(p.relative && t.relative);
+    }),
     // Whitespace is free around keywords, values and the final parenthesis.
     ("  alert   tcp  any  any  ->  any  any  ( msg : \"x\" ;content :  \"y\" ; sid : 23 ; )  ", |r| {
         assert_eq!((r.msg.as_str(), content(r, 0).pattern.as_slice(), r.sid), ("x", &b"y"[..], 23));
@@ -198,8 +206,6 @@ const ERR: &[(&str, usize, Option<&str>, K, &str)] = &[
     ("alert tcp any any -> any any (content:\"abc\"; depth:2; sid:1;)", 45, Some("depth"), K::Invalid, "smaller than the content length"),
     ("alert tcp any any -> any any (content:\"a\"; depth:5; distance:1; sid:1;)", 52, Some("distance"), K::Invalid, "cannot be combined"),
     ("alert tcp any any -> any any (nocase; sid:1;)", 30, Some("nocase"), K::Invalid, "needs a preceding content"),
-    ("alert tcp any any -> any any (pcre:\"/a/R\"; sid:1;)", 30, Some("pcre"), K::Invalid, "no previous match"),
-    ("alert tcp any any -> any any (byte_test:1,=,1,0,relative; sid:1;)", 30, Some("byte_test"), K::Invalid, "no previous match"),
     ("alert tcp any any -> any any (content:\"a\"; byte_test:9,=,1,0; sid:1;)", 43, Some("byte_test"), K::Invalid, "outside 1-8"),
     ("alert tcp any any -> any any (content:\"a\"; fast_pattern:0,5; sid:1;)", 43, Some("fast_pattern"), K::Invalid, "outside the content"),
     ("alert tcp any any -> any any (content:\"a\"; distance:foo; sid:1;)", 43, Some("distance"), K::Invalid, "byte_extract variable"),
