@@ -56,3 +56,39 @@ fn rule_files_and_vars_from_the_config() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["loaded"], 1, "{v}");
 }
+
+/// What Portcullis loads of ET Open, Suricata 7 loads too: every rule `--emit-loaded` writes
+/// is accepted by `suricata -T` (0 failed). Skips without Suricata or the shared rules.
+#[test]
+fn suricata_accepts_every_rule_portcullis_loads_from_et_open() {
+    let et = portcullis_common::shared_data_dir().join("rules/et-open-2024-04");
+    let yaml = std::path::Path::new("/etc/suricata/suricata.yaml");
+    let have_suricata = Command::new("suricata").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !et.is_dir() || !yaml.exists() || !have_suricata {
+        eprintln!("skipping: needs ET Open under the shared data dir, suricata on PATH and {}", yaml.display());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = dir.path().join("loaded.rules");
+    let mut files: Vec<_> = std::fs::read_dir(&et).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "rules")).collect();
+    files.sort();
+    let out = portcullis().args(["rules", "check", "--json", "--emit-loaded"]).arg(&loaded).args(&files).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let n = v["loaded"].as_u64().unwrap();
+    let out = Command::new("suricata")
+        .args(["-T", "-v", "-c"])
+        .arg(yaml)
+        .arg("-S")
+        .arg(&loaded)
+        .arg("-l")
+        .arg(dir.path())
+        .arg("--set")
+        .arg(format!("classification-file={}", et.join("classification.config").display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let want = format!("{n} rules successfully loaded, 0 rules failed");
+    assert!(log.contains(&want), "suricata did not say `{want}`:\n{}", log.lines().filter(|l| !l.contains("flowbit")).collect::<Vec<_>>().join("\n"));
+}
