@@ -224,7 +224,7 @@ fn parse_inner(text: &str, origin: Origin, ctx: &ParseContext, sid_out: &mut Opt
         flow_seen: false,
     };
     for o in &opts {
-        b.option(o, ctx)?;
+        b.option(o)?;
     }
     if !b.sid_seen {
         return Err(invalid(open, "sid", "the rule has no sid"));
@@ -490,7 +490,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn option(&mut self, o: &Opt<'_>, ctx: &ParseContext) -> Result<(), RuleError> {
+    fn option(&mut self, o: &Opt<'_>) -> Result<(), RuleError> {
         let name = o.name;
         let unsupported = |app_layer| RuleError { column: o.col, keyword: Some(name.to_string()), sid: None, kind: RuleErrorKind::Unsupported { app_layer } };
         let Some(support) = keywords::lookup(name) else {
@@ -506,7 +506,7 @@ impl Builder {
                 self.buffer = Buffer::Sticky { name: canonical.to_string(), transforms: Vec::new() };
                 return Ok(());
             }
-            Support::Modifier(canonical) => return self.modifier(o, canonical, ctx),
+            Support::Modifier(canonical) => return self.modifier(o, canonical),
             Support::Transform => {
                 return match &mut self.buffer {
                     Buffer::Sticky { transforms, .. } => {
@@ -813,10 +813,10 @@ impl Builder {
         Ok(())
     }
 
-    fn modifier(&mut self, o: &Opt<'_>, canonical: &str, _ctx: &ParseContext) -> Result<(), RuleError> {
+    fn modifier(&mut self, o: &Opt<'_>, canonical: &str) -> Result<(), RuleError> {
         if o.name == "uricontent" {
-            let mut c = self.parse_content(o)?;
-            c.nocase = false;
+            // `uricontent:"x"` is `content:"x"; http_uri;` in one keyword.
+            let c = self.parse_content(o)?;
             self.rule.payload.push(PayloadMatch { buffer: Buffer::Sticky { name: canonical.to_string(), transforms: Vec::new() }, kind: PayloadKind::Content(c) });
             self.last_content = Some(self.rule.payload.len() - 1);
             return Ok(());
