@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use portcullis_config::Config;
-use portcullis_rules::{LoadReport, RuleSet};
+use portcullis_rules::{LoadReport, RuleSet, SkipKind};
 
 #[derive(Debug, Subcommand)]
 pub enum RulesCommand {
@@ -102,6 +102,18 @@ fn print_text(report: &LoadReport, classification: Option<&Path>) {
     match classification {
         Some(c) => println!("classification: {}", c.display()),
         None => println!("classification: none (classtypes unchecked, priority 3 unless the rule says)"),
+    }
+    if !report.skipped.is_empty() {
+        let count = |k: SkipKind| report.skipped.iter().filter(|s| s.kind == k).count();
+        println!(
+            "skipped: {} need app-layer inspection, {} use an unsupported keyword, {} an unknown keyword, {} do not parse, {} are invalid, {} repeat a sid",
+            count(SkipKind::AppLayer),
+            count(SkipKind::Unsupported),
+            count(SkipKind::Unknown),
+            count(SkipKind::Syntax),
+            count(SkipKind::Invalid),
+            count(SkipKind::DuplicateSid),
+        );
     }
     let by_kw = report.skipped_by_keyword();
     if !by_kw.is_empty() {

@@ -41,6 +41,7 @@ fn json_report_exit_status_and_emitted_rules() {
     assert_eq!(out.status.code(), Some(1));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("1 rule file(s): 2 rules loaded, 3 skipped"), "{s}");
+    assert!(s.contains("skipped: 2 need app-layer inspection, 0 use an unsupported keyword, 1 an unknown keyword, 0 do not parse, 0 are invalid, 0 repeat a sid"), "{s}");
     assert!(s.contains("a.rules:2: sid 2: unsupported keyword http.uri (app-layer inspection is not built yet)"), "{s}");
     assert!(s.contains("missing.rules: cannot read"), "{s}");
 }
