@@ -174,6 +174,10 @@ fn parse_inner(text: &str, origin: Origin, ctx: &ParseContext, sid_out: &mut Opt
         "tcp-pkt" => Proto::TcpPkt,
         "tcp-stream" => Proto::TcpStream,
         a if APP_PROTOS.contains(&a) => Proto::App(p.clone()),
+        // Suricata 7's one-family protocols; the AST's `Proto` has no family of its own.
+        "ipv4" | "ip4" | "ipv6" | "ip6" => {
+            return Err(RuleError { column: toks[1].0, keyword: Some(format!("proto:{p}")), sid: None, kind: RuleErrorKind::Unsupported { app_layer: false } })
+        }
         a => return Err(syntax(toks[1].0, None, format!("unknown protocol `{a}`"))),
     };
     let addr = |i: usize| ctx.vars.address(toks[i].1).map_err(|m| syntax(toks[i].0, None, m));

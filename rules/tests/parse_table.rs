@@ -240,6 +240,7 @@ const ERR: &[(&str, usize, Option<&str>, K, &str)] = &[
     ("alert http any any -> any any (urilen:>5; sid:1;)", 31, Some("urilen"), K::App, "unsupported keyword urilen (app-layer inspection is not built yet)"),
     ("alert tcp any any -> any any (content:\"a\"; byte_test:1,=,1,0,dce; sid:1;)", 43, Some("byte_test dce"), K::App, "app-layer"),
     ("alert tcp any any -> any any (stream_size:server,>,5; sid:1;)", 30, Some("stream_size"), K::Unsupported, "unsupported keyword stream_size"),
+    ("alert ipv6 any any -> any any (sid:1;)", 6, Some("proto:ipv6"), K::Unsupported, "unsupported keyword proto:ipv6"),
     ("alert tcp any any -> any any (frobnicate:1; sid:1;)", 30, Some("frobnicate"), K::Unknown, "unknown keyword frobnicate"),
     ("alert tcp any any -> any any (content:\"a\"; to_md5; sid:1;)", 43, Some("to_md5"), K::Unsupported, "unsupported keyword to_md5"),
 ];
