@@ -671,14 +671,19 @@ impl Builder {
                 c.fast_pattern = Some(fp);
             }
             "pcre" => {
-                // A relative pcre (R) with no earlier match in its buffer is relative to the
-                // buffer's start. Suricata accepts that (for byte_* and isdataat too), so no
-                // relative keyword here requires a previous match.
-                let (pcre, buffer) = parse_pcre(value()?).map_err(|m| syntax(o.col, Some(name), m))?;
-                match buffer {
-                    Some(b) => self.rule.payload.push(PayloadMatch { buffer: Buffer::Sticky { name: b.to_string(), transforms: Vec::new() }, kind: PayloadKind::Pcre(pcre) }),
-                    None => self.push(PayloadKind::Pcre(pcre)),
+                let (pcre, flag_buffer) = parse_pcre(value()?).map_err(|m| syntax(o.col, Some(name), m))?;
+                let buffer = match flag_buffer {
+                    Some(b) => Buffer::Sticky { name: b.to_string(), transforms: Vec::new() },
+                    None => self.buffer.clone(),
+                };
+                // Suricata 7 refuses a relative pcre with no content or pcre before it in the
+                // same buffer, except in a buffer chosen by a sticky keyword (`http.uri;
+                // pcre:"/x/R"` loads). byte_* and isdataat accept `relative` anywhere.
+                let sticky_keyword = flag_buffer.is_none() && matches!(self.buffer, Buffer::Sticky { .. });
+                if pcre.relative && !sticky_keyword && !self.has_match_in(&buffer) {
+                    return Err(invalid(o.col, name, "relative (R) needs a preceding content or pcre in the same buffer"));
                 }
+                self.rule.payload.push(PayloadMatch { buffer, kind: PayloadKind::Pcre(pcre) });
             }
             "isdataat" => {
                 let v = value()?;
@@ -782,15 +787,15 @@ impl Builder {
                     c => return Err(syntax(o.col, Some(name), format!("unknown flowbits command `{c}`"))),
                 };
                 let names = names.filter(|n| !n.is_empty()).ok_or_else(|| syntax(o.col, Some(name), "needs a flowbit name"))?;
-                if names.contains('&') {
-                    return Err(unsupported(false).with_keyword("flowbits (with &)"));
-                }
                 let list: Vec<String> = names.split('|').map(|n| n.trim().to_string()).collect();
                 if list.iter().any(|n| n.is_empty() || n.contains(char::is_whitespace)) {
                     return Err(syntax(o.col, Some(name), format!("`{names}` is not a flowbit name")));
                 }
+                // `&` has no meaning in Suricata 7: it is part of the name. `|` joins names for
+                // isset/isnotset only; Suricata 7 accepts it on set/unset/toggle but then
+                // changes no named bit, which is not worth copying.
                 if list.len() > 1 && !matches!(cmd, FlowbitCmd::IsSet | FlowbitCmd::IsNotSet) {
-                    return Err(e("several names joined with | are only allowed for isset and isnotset".into()));
+                    return Err(e("several names joined with | are only meaningful for isset and isnotset".into()));
                 }
                 r.flowbits.push(Flowbit { cmd, names: list });
             }
@@ -869,6 +874,17 @@ impl Builder {
             PayloadKind::Content(c) => Ok(c),
             _ => unreachable!("last_content points at a content"),
         }
+    }
+
+    /// Whether a content or pcre already inspects `buffer` (the payload and `pkt_data` are one
+    /// buffer).
+    fn has_match_in(&self, buffer: &Buffer) -> bool {
+        let same = |b: &Buffer| match (b, buffer) {
+            (Buffer::Sticky { name: a, .. }, Buffer::Sticky { name: b, .. }) => a == b,
+            (Buffer::Sticky { .. }, _) | (_, Buffer::Sticky { .. }) => false,
+            _ => true,
+        };
+        self.rule.payload.iter().any(|m| same(&m.buffer) && matches!(m.kind, PayloadKind::Content(_) | PayloadKind::Pcre(_)))
     }
 
     fn var_index(&self, s: &str) -> Option<u8> {
@@ -1056,13 +1072,6 @@ impl Builder {
         check_nbytes(nbytes, string).map_err(e)?;
         self.rule.vars.push(name.to_string());
         Ok(x)
-    }
-}
-
-impl RuleError {
-    fn with_keyword(mut self, k: &str) -> Self {
-        self.keyword = Some(k.to_string());
-        self
     }
 }
 
