@@ -93,3 +93,63 @@ fn suricata_accepts_every_rule_portcullis_loads_from_et_open() {
     let want = format!("{n} rules successfully loaded, 0 rules failed");
     assert!(log.contains(&want), "suricata did not say `{want}`:\n{}", log.lines().filter(|l| !l.contains("flowbit")).collect::<Vec<_>>().join("\n"));
 }
+
+/// Where Portcullis refuses a rule as invalid Suricata 7 refuses it too, and where it accepts
+/// an unusual one Suricata accepts it: both lists go through `suricata -T` in one run each.
+#[test]
+fn suricata_agrees_on_edge_cases() {
+    let yaml = std::path::Path::new("/etc/suricata/suricata.yaml");
+    let have_suricata = Command::new("suricata").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !yaml.exists() || !have_suricata {
+        eprintln!("skipping: needs suricata on PATH and {}", yaml.display());
+        return;
+    }
+    let refused = [
+        r#"content:"abcde"; within:3;"#,
+        r#"content:"abc"; depth:0;"#,
+        r#"content:"abc"; depth:2;"#,
+        r#"content:"a"; depth:5; distance:1;"#,
+        r#"content:"a"; startswith; offset:1;"#,
+        r#"content:"a"; depth:1; depth:2;"#,
+        r#"nocase;"#,
+        r#"content:"a"; byte_test:9,=,1,0;"#,
+        r#"content:"a"; fast_pattern:0,5;"#,
+        r#"flow:to_server,to_client;"#,
+        r#"content:"a\x";"#,
+        r#"pcre:"/a/R";"#,
+        r#"isdataat:1; pcre:"/a/R";"#,
+        r#"content:"x"; pcre:"/a/UR";"#,
+    ];
+    let accepted = [
+        r#"byte_test:1,=,1,0,relative;"#,
+        r#"isdataat:1,relative;"#,
+        r#"byte_jump:1,0,relative;"#,
+        r#"byte_extract:1,0,x,relative;"#,
+        r#"pcre:"/b/"; pcre:"/a/R";"#,
+        r#"content:"x"; pkt_data; pcre:"/a/R";"#,
+        r#"content:"x"; distance:0;"#,
+        r#"content:"a"; byte_test:0,=,0,0,string,dec;"#,
+        r#"flowbits:set,a&b;"#,
+        r#"msg:"a \d b"; content:"x";"#,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (list, want_loaded) in [(&refused[..], false), (&accepted[..], true)] {
+        let file = dir.path().join(if want_loaded { "accepted.rules" } else { "refused.rules" });
+        let text: String = list.iter().enumerate().map(|(i, o)| format!("alert tcp any any -> any any ({o} sid:{};)\n", i + 1)).collect();
+        std::fs::write(&file, &text).unwrap();
+        let out = portcullis().args(["rules", "check", "--json"]).arg(&file).output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let n = list.len() as u64;
+        assert_eq!(v["loaded"].as_u64().unwrap(), if want_loaded { n } else { 0 }, "{v}");
+        let out = Command::new("suricata").args(["-T", "-v", "-c"]).arg(yaml).arg("-S").arg(&file).arg("-l").arg(dir.path()).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        if want_loaded {
+            let want = format!("{n} rules successfully loaded, 0 rules failed");
+            assert!(log.contains(&want), "suricata did not say `{want}`:\n{log}");
+        } else {
+            // With nothing loaded Suricata prints no tally, one error per refused rule.
+            let refused = log.lines().filter(|l| l.contains("error parsing signature")).count();
+            assert_eq!(refused as u64, n, "{log}");
+        }
+    }
+}
