@@ -47,13 +47,37 @@ pub struct Config {
     pub threading: Threading,
 }
 
+/// `vars`: the address and port groups as written in the file. Names given here replace
+/// Suricata's default of the same name; the others keep Suricata's default (see
+/// [`Config::rule_vars`]).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Vars {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_map")]
     pub address_groups: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "scalar_map")]
     pub port_groups: BTreeMap<String, String>,
+}
+
+/// suricata.yaml writes some groups as bare numbers (`ORACLE_PORTS: 1521`); they are read
+/// as the text of the number.
+fn scalar_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        S(String),
+        N(u64),
+    }
+    let m = BTreeMap::<String, Scalar>::deserialize(d)?;
+    Ok(m.into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                Scalar::S(s) => s,
+                Scalar::N(n) => n.to_string(),
+            };
+            (k, v)
+        })
+        .collect())
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -265,6 +289,26 @@ impl Config {
         }
     }
 
+    /// The rule variables: Suricata 7's defaults (`suricata.yaml`), with every group the file
+    /// names replacing the default of that name.
+    pub fn rule_vars(&self) -> portcullis_rules::Vars {
+        let mut v = portcullis_rules::Vars::default();
+        v.address_groups.extend(self.vars.address_groups.iter().map(|(k, x)| (k.clone(), x.clone())));
+        v.port_groups.extend(self.vars.port_groups.iter().map(|(k, x)| (k.clone(), x.clone())));
+        v
+    }
+
+    /// `rule-files`, relative entries resolved against `default-rule-path` (as Suricata does).
+    pub fn rule_paths(&self) -> Vec<PathBuf> {
+        self.rule_files
+            .iter()
+            .map(|f| match &self.default_rule_path {
+                Some(dir) if f.is_relative() => dir.join(f),
+                _ => f.clone(),
+            })
+            .collect()
+    }
+
     pub fn decoder_config(&self) -> DecoderConfig {
         let mut c = DecoderConfig::default();
         if let Some(t) = self.defrag.trackers {
@@ -291,6 +335,23 @@ mod tests {
         let c = Config::load(path).unwrap();
         assert!(c.vars.address_groups.contains_key("HOME_NET"));
         assert_eq!(c.flow_config().timeouts, Timeouts::default());
+    }
+
+    #[test]
+    fn rule_vars_merge_over_suricata_defaults() {
+        let c = parse("vars:\n  address-groups:\n    HOME_NET: \"[10.1.0.0/16]\"\n  port-groups:\n    ORACLE_PORTS: 1522\ndefault-rule-path: /r\nrule-files: [a.rules, /abs/b.rules]\n").unwrap();
+        let v = c.rule_vars();
+        assert_eq!(v.address_groups["HOME_NET"], "[10.1.0.0/16]");
+        assert_eq!(v.address_groups["EXTERNAL_NET"], "!$HOME_NET");
+        assert_eq!(v.port_groups["ORACLE_PORTS"], "1522");
+        assert_eq!(v.port_groups["TEREDO_PORTS"], "3544");
+        assert_eq!(c.rule_paths(), vec![PathBuf::from("/r/a.rules"), PathBuf::from("/abs/b.rules")]);
+        // The shipped file spells out exactly Suricata's defaults.
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/portcullis.yaml"));
+        let shipped = Config::load(path).unwrap();
+        assert_eq!(shipped.rule_vars(), portcullis_rules::Vars::default());
+        assert_eq!(shipped.vars.address_groups.len(), portcullis_rules::vars::SURICATA_ADDRESS_GROUPS.len());
+        assert_eq!(shipped.vars.port_groups.len(), portcullis_rules::vars::SURICATA_PORT_GROUPS.len());
     }
 
     #[test]

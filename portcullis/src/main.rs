@@ -7,6 +7,8 @@ use clap::{Args, Parser, Subcommand};
 use portcullis::{run_replay, ReplayOptions, ReplaySummary};
 use portcullis_config::{Config, EventType};
 
+mod rules_cmd;
+
 /// Portcullis: an inline network IDS/IPS for Linux gateways.
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about, propagate_version = true)]
@@ -29,6 +31,9 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Check rule files: what loads, what is skipped and why.
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCommand),
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => replay(a),
         Command::CheckConfig { config } => check_config(&config),
         Command::Features(a) => features(a),
+        Command::Rules(c) => rules_cmd::run(c),
     };
     match r {
         Ok(code) => code,

@@ -174,6 +174,10 @@ fn parse_inner(text: &str, origin: Origin, ctx: &ParseContext, sid_out: &mut Opt
         "tcp-pkt" => Proto::TcpPkt,
         "tcp-stream" => Proto::TcpStream,
         a if APP_PROTOS.contains(&a) => Proto::App(p.clone()),
+        // Suricata 7's one-family protocols; the AST's `Proto` has no family of its own.
+        "ipv4" | "ip4" | "ipv6" | "ip6" => {
+            return Err(RuleError { column: toks[1].0, keyword: Some(format!("proto:{p}")), sid: None, kind: RuleErrorKind::Unsupported { app_layer: false } })
+        }
         a => return Err(syntax(toks[1].0, None, format!("unknown protocol `{a}`"))),
     };
     let addr = |i: usize| ctx.vars.address(toks[i].1).map_err(|m| syntax(toks[i].0, None, m));
@@ -224,7 +228,7 @@ fn parse_inner(text: &str, origin: Origin, ctx: &ParseContext, sid_out: &mut Opt
         flow_seen: false,
     };
     for o in &opts {
-        b.option(o, ctx)?;
+        b.option(o)?;
     }
     if !b.sid_seen {
         return Err(invalid(open, "sid", "the rule has no sid"));
@@ -490,7 +494,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn option(&mut self, o: &Opt<'_>, ctx: &ParseContext) -> Result<(), RuleError> {
+    fn option(&mut self, o: &Opt<'_>) -> Result<(), RuleError> {
         let name = o.name;
         let unsupported = |app_layer| RuleError { column: o.col, keyword: Some(name.to_string()), sid: None, kind: RuleErrorKind::Unsupported { app_layer } };
         let Some(support) = keywords::lookup(name) else {
@@ -506,7 +510,7 @@ impl Builder {
                 self.buffer = Buffer::Sticky { name: canonical.to_string(), transforms: Vec::new() };
                 return Ok(());
             }
-            Support::Modifier(canonical) => return self.modifier(o, canonical, ctx),
+            Support::Modifier(canonical) => return self.modifier(o, canonical),
             Support::Transform => {
                 return match &mut self.buffer {
                     Buffer::Sticky { transforms, .. } => {
@@ -667,18 +671,19 @@ impl Builder {
                 c.fast_pattern = Some(fp);
             }
             "pcre" => {
-                let (pcre, buffer) = parse_pcre(value()?).map_err(|m| syntax(o.col, Some(name), m))?;
-                if let Some(b) = buffer {
-                    if pcre.relative && !self.has_match_in(&Buffer::Sticky { name: b.to_string(), transforms: Vec::new() }) {
-                        return Err(invalid(o.col, name, "relative (R) with no previous match in its buffer"));
-                    }
-                    self.rule.payload.push(PayloadMatch { buffer: Buffer::Sticky { name: b.to_string(), transforms: Vec::new() }, kind: PayloadKind::Pcre(pcre) });
-                } else {
-                    if pcre.relative {
-                        self.require_previous(o)?;
-                    }
-                    self.push(PayloadKind::Pcre(pcre));
+                let (pcre, flag_buffer) = parse_pcre(value()?).map_err(|m| syntax(o.col, Some(name), m))?;
+                let buffer = match flag_buffer {
+                    Some(b) => Buffer::Sticky { name: b.to_string(), transforms: Vec::new() },
+                    None => self.buffer.clone(),
+                };
+                // Suricata 7 refuses a relative pcre with no content or pcre before it in the
+                // same buffer, except in a buffer chosen by a sticky keyword (`http.uri;
+                // pcre:"/x/R"` loads). byte_* and isdataat accept `relative` anywhere.
+                let sticky_keyword = flag_buffer.is_none() && matches!(self.buffer, Buffer::Sticky { .. });
+                if pcre.relative && !sticky_keyword && !self.has_match_in(&buffer) {
+                    return Err(invalid(o.col, name, "relative (R) needs a preceding content or pcre in the same buffer"));
                 }
+                self.rule.payload.push(PayloadMatch { buffer, kind: PayloadKind::Pcre(pcre) });
             }
             "isdataat" => {
                 let v = value()?;
@@ -696,8 +701,6 @@ impl Builder {
                         other => return Err(syntax(o.col, Some(name), format!("unknown option `{other}`"))),
                     }
                 }
-                // No check for a previous match: Suricata accepts `isdataat:N,relative` at
-                // the start of a buffer (relative to its start), and ET Open relies on it.
                 self.push(PayloadKind::IsDataAt(IsDataAt { pos, negated: neg, relative }));
             }
             "bsize" => {
@@ -706,23 +709,14 @@ impl Builder {
             }
             "byte_test" => {
                 let bt = self.parse_byte_test(o)?;
-                if bt.relative {
-                    self.require_previous(o)?;
-                }
                 self.push(PayloadKind::ByteTest(bt));
             }
             "byte_jump" => {
                 let bj = self.parse_byte_jump(o)?;
-                if bj.relative {
-                    self.require_previous(o)?;
-                }
                 self.push(PayloadKind::ByteJump(bj));
             }
             "byte_extract" => {
                 let bx = self.parse_byte_extract(o)?;
-                if bx.relative {
-                    self.require_previous(o)?;
-                }
                 self.push(PayloadKind::ByteExtract(bx));
             }
             "pkt_data" => {
@@ -793,15 +787,15 @@ impl Builder {
                     c => return Err(syntax(o.col, Some(name), format!("unknown flowbits command `{c}`"))),
                 };
                 let names = names.filter(|n| !n.is_empty()).ok_or_else(|| syntax(o.col, Some(name), "needs a flowbit name"))?;
-                if names.contains('&') {
-                    return Err(unsupported(false).with_keyword("flowbits (with &)"));
-                }
                 let list: Vec<String> = names.split('|').map(|n| n.trim().to_string()).collect();
                 if list.iter().any(|n| n.is_empty() || n.contains(char::is_whitespace)) {
                     return Err(syntax(o.col, Some(name), format!("`{names}` is not a flowbit name")));
                 }
+                // `&` has no meaning in Suricata 7: it is part of the name. `|` joins names for
+                // isset/isnotset only; Suricata 7 accepts it on set/unset/toggle but then
+                // changes no named bit, which is not worth copying.
                 if list.len() > 1 && !matches!(cmd, FlowbitCmd::IsSet | FlowbitCmd::IsNotSet) {
-                    return Err(e("several names joined with | are only allowed for isset and isnotset".into()));
+                    return Err(e("several names joined with | are only meaningful for isset and isnotset".into()));
                 }
                 r.flowbits.push(Flowbit { cmd, names: list });
             }
@@ -828,10 +822,10 @@ impl Builder {
         Ok(())
     }
 
-    fn modifier(&mut self, o: &Opt<'_>, canonical: &str, _ctx: &ParseContext) -> Result<(), RuleError> {
+    fn modifier(&mut self, o: &Opt<'_>, canonical: &str) -> Result<(), RuleError> {
         if o.name == "uricontent" {
-            let mut c = self.parse_content(o)?;
-            c.nocase = false;
+            // `uricontent:"x"` is `content:"x"; http_uri;` in one keyword.
+            let c = self.parse_content(o)?;
             self.rule.payload.push(PayloadMatch { buffer: Buffer::Sticky { name: canonical.to_string(), transforms: Vec::new() }, kind: PayloadKind::Content(c) });
             self.last_content = Some(self.rule.payload.len() - 1);
             return Ok(());
@@ -882,23 +876,15 @@ impl Builder {
         }
     }
 
+    /// Whether a content or pcre already inspects `buffer` (the payload and `pkt_data` are one
+    /// buffer).
     fn has_match_in(&self, buffer: &Buffer) -> bool {
         let same = |b: &Buffer| match (b, buffer) {
             (Buffer::Sticky { name: a, .. }, Buffer::Sticky { name: b, .. }) => a == b,
             (Buffer::Sticky { .. }, _) | (_, Buffer::Sticky { .. }) => false,
-            // The packet payload and pkt_data are one buffer.
             _ => true,
         };
-        self.rule.payload.iter().any(|m| same(&m.buffer) && !matches!(m.kind, PayloadKind::Bsize(_)))
-    }
-
-    /// A relative keyword needs an earlier match in the same buffer to be relative to.
-    fn require_previous(&self, o: &Opt<'_>) -> Result<(), RuleError> {
-        if self.has_match_in(&self.buffer) {
-            Ok(())
-        } else {
-            Err(invalid(o.col, o.name, "relative, but there is no previous match in its buffer"))
-        }
+        self.rule.payload.iter().any(|m| same(&m.buffer) && matches!(m.kind, PayloadKind::Content(_) | PayloadKind::Pcre(_)))
     }
 
     fn var_index(&self, s: &str) -> Option<u8> {
@@ -1086,13 +1072,6 @@ impl Builder {
         check_nbytes(nbytes, string).map_err(e)?;
         self.rule.vars.push(name.to_string());
         Ok(x)
-    }
-}
-
-impl RuleError {
-    fn with_keyword(mut self, k: &str) -> Self {
-        self.keyword = Some(k.to_string());
-        self
     }
 }
 

@@ -163,6 +163,16 @@ const OK: &[(&str, Check)] = &[
         assert_eq!(r.payload[1].kind, PayloadKind::Bsize(Cmp::Lt(10)));
         assert_eq!(r.payload[2].kind, PayloadKind::IsDataAt(IsDataAt { pos: Value::Lit(5), negated: false, relative: false }));
     }),
+    // byte_* and isdataat may be relative with no earlier match (relative to the buffer's
+    // start), as Suricata 7.0.10 accepts; ET Open has `http.accept_lang; isdataat:100,relative;`.
+    // A relative pcre may follow a pcre, or start a buffer chosen by a sticky keyword.
+    ("alert tcp any any -> any any (byte_test:1,=,1,0,relative; isdataat:1,relative; byte_jump:1,0,relative; pcre:\"/b/\"; pkt_data; pcre:\"/a/R\"; http.uri; pcre:\"/c/R\"; sid:24;)", |r| {
+        let PayloadKind::ByteTest(t) = &r.payload[0].kind else { panic!() };
+        let PayloadKind::Pcre(p) = &r.payload[4].kind else { panic!() };
+        assert!(p.relative && t.relative);
+        assert_eq!(r.payload[5].buffer, Buffer::Sticky { name: "http.uri".into(), transforms: vec![] });
+    }),
+    ("alert tcp any any -> any any (flowbits:set,a&b; sid:25;)", |r| assert_eq!(r.flowbits, vec![Flowbit { cmd: FlowbitCmd::Set, names: vec!["a&b".into()] }])),
     // Whitespace is free around keywords, values and the final parenthesis.
     ("  alert   tcp  any  any  ->  any  any  ( msg : \"x\" ;content :  \"y\" ; sid : 23 ; )  ", |r| {
         assert_eq!((r.msg.as_str(), content(r, 0).pattern.as_slice(), r.sid), ("x", &b"y"[..], 23));
@@ -198,13 +208,17 @@ const ERR: &[(&str, usize, Option<&str>, K, &str)] = &[
     ("alert tcp any any -> any any (content:\"abc\"; depth:2; sid:1;)", 45, Some("depth"), K::Invalid, "smaller than the content length"),
     ("alert tcp any any -> any any (content:\"a\"; depth:5; distance:1; sid:1;)", 52, Some("distance"), K::Invalid, "cannot be combined"),
     ("alert tcp any any -> any any (nocase; sid:1;)", 30, Some("nocase"), K::Invalid, "needs a preceding content"),
-    ("alert tcp any any -> any any (pcre:\"/a/R\"; sid:1;)", 30, Some("pcre"), K::Invalid, "no previous match"),
-    ("alert tcp any any -> any any (byte_test:1,=,1,0,relative; sid:1;)", 30, Some("byte_test"), K::Invalid, "no previous match"),
+    // Each of these is refused by Suricata 7.0.10 too (checked with `suricata -T`).
+    ("alert tcp any any -> any any (pcre:\"/a/R\"; sid:1;)", 30, Some("pcre"), K::Invalid, "needs a preceding content or pcre in the same buffer"),
+    ("alert tcp any any -> any any (isdataat:1; pcre:\"/a/R\"; sid:1;)", 42, Some("pcre"), K::Invalid, "same buffer"),
+    ("alert tcp any any -> any any (content:\"x\"; pcre:\"/a/UR\"; sid:1;)", 43, Some("pcre"), K::Invalid, "same buffer"),
+    ("alert tcp any any -> any any (content:\"a\"; startswith; offset:1; sid:1;)", 55, Some("offset"), K::Invalid, "startswith"),
+    ("alert tcp any any -> any any (content:\"a\"; depth:1; depth:2; sid:1;)", 52, Some("depth"), K::Invalid, "given twice"),
     ("alert tcp any any -> any any (content:\"a\"; byte_test:9,=,1,0; sid:1;)", 43, Some("byte_test"), K::Invalid, "outside 1-8"),
     ("alert tcp any any -> any any (content:\"a\"; fast_pattern:0,5; sid:1;)", 43, Some("fast_pattern"), K::Invalid, "outside the content"),
     ("alert tcp any any -> any any (content:\"a\"; distance:foo; sid:1;)", 43, Some("distance"), K::Invalid, "byte_extract variable"),
     ("alert tcp any any -> any any (flow:to_server,to_client; sid:1;)", 30, Some("flow"), K::Invalid, "exclude each other"),
-    ("alert tcp any any -> any any (flowbits:set,a|b; sid:1;)", 30, Some("flowbits"), K::Invalid, "only allowed for isset"),
+    ("alert tcp any any -> any any (flowbits:set,a|b; sid:1;)", 30, Some("flowbits"), K::Invalid, "only meaningful for isset"),
     ("alert tcp any any -> any any (threshold:type limit, count 1, seconds 2; sid:1;)", 30, Some("threshold"), K::Invalid, "needs type, track"),
     ("alert tcp any any -> any any (msg:\"x\";)", 29, Some("sid"), K::Invalid, "no sid"),
     ("alert tcp any any -> any any (sid:0;)", 30, Some("sid"), K::Invalid, "sid 0"),
@@ -234,6 +248,7 @@ const ERR: &[(&str, usize, Option<&str>, K, &str)] = &[
     ("alert http any any -> any any (urilen:>5; sid:1;)", 31, Some("urilen"), K::App, "unsupported keyword urilen (app-layer inspection is not built yet)"),
     ("alert tcp any any -> any any (content:\"a\"; byte_test:1,=,1,0,dce; sid:1;)", 43, Some("byte_test dce"), K::App, "app-layer"),
     ("alert tcp any any -> any any (stream_size:server,>,5; sid:1;)", 30, Some("stream_size"), K::Unsupported, "unsupported keyword stream_size"),
+    ("alert ipv6 any any -> any any (sid:1;)", 6, Some("proto:ipv6"), K::Unsupported, "unsupported keyword proto:ipv6"),
     ("alert tcp any any -> any any (frobnicate:1; sid:1;)", 30, Some("frobnicate"), K::Unknown, "unknown keyword frobnicate"),
     ("alert tcp any any -> any any (content:\"a\"; to_md5; sid:1;)", 43, Some("to_md5"), K::Unsupported, "unsupported keyword to_md5"),
 ];
