@@ -14,6 +14,6 @@ mod tcp;
 mod timeouts;
 
 pub use record::{EndReason, FlowRecord, FlowState};
-pub use table::{FlowConfig, FlowStats, FlowTable, Update};
+pub use table::{FlowConfig, FlowSnapshot, FlowStats, FlowTable, Update};
 pub use tcp::TcpState;
 pub use timeouts::{ProtoTimeouts, Timeouts};
