@@ -6,6 +6,8 @@
 //! what is written does not depend on the number of workers. Input: capture files (and, with
 //! the live dataplane, interfaces); output: EVE events and a run summary.
 
+pub mod inspect;
 pub mod replay;
 
-pub use replay::{run_replay, ReplayOptions, ReplaySummary};
+pub use inspect::{Inspector, NoRules};
+pub use replay::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};
