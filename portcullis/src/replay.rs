@@ -340,12 +340,6 @@ struct WriterTotals {
     ips: IpsStats,
 }
 
-/// One event of a batch in output order.
-enum Out {
-    Packet(PacketEvent),
-    Flow(FlowRecord),
-}
-
 /// Orders and writes events: for each batch, waits for every worker's output, sorts it by
 /// time (packet events by packet time, pcap_cnt and rule order; flow events by the time they
 /// were logged, start and flow id; a packet's events before a flow logged at the same time),
@@ -365,20 +359,29 @@ fn writer<I: Inspector>(
     // Flows with an alert written whose flow event is still to come.
     let mut alerted: HashSet<u64> = HashSet::new();
     let mut blocked: Vec<(u64, DropReason)> = Vec::new();
+    let mut events: Vec<(EventKey, PacketEvent)> = Vec::new();
+    let mut records: Vec<FlowRecord> = Vec::new();
+    let mut order: Vec<((Timestamp, u8, i64, u64, u32), u32)> = Vec::new();
     for out in rx {
         let e = pending.entry(out.seq).or_insert((0, Vec::new()));
         e.0 += 1;
         e.1.push(out);
         while pending.get(&next).is_some_and(|(n, _)| *n == workers) {
             let (_, outs) = pending.remove(&next).unwrap_or_default();
-            let mut batch: Vec<((Timestamp, u8, i64, u64, u32), Out)> = Vec::new();
+            events.clear();
+            records.clear();
             blocked.clear();
             for o in outs {
                 blocked.extend(o.dropped);
-                batch.extend(o.events.into_iter().map(|((ts, cnt, sub, i), ev)| ((ts, 0, cnt as i64, u64::from(sub), i), Out::Packet(ev))));
-                batch.extend(o.records.into_iter().map(|r| ((r.logged_at, 1, r.start.0, r.flow_id, 0), Out::Flow(r))));
+                events.extend(o.events);
+                records.extend(o.records);
             }
-            batch.sort_by_key(|(k, _)| *k);
+            // Sorting small keys with indices, not the events themselves, keeps this cheap.
+            order.clear();
+            order.extend(events.iter().enumerate().map(|(i, ((ts, cnt, sub, idx), _))| ((*ts, 0, *cnt as i64, u64::from(*sub), *idx), i as u32)));
+            let ne = events.len() as u32;
+            order.extend(records.iter().enumerate().map(|(i, r)| ((r.logged_at, 1, r.start.0, r.flow_id, 0), ne + i as u32)));
+            order.sort_unstable_by_key(|&(k, _)| k);
             // A frame is blocked once, whichever of its packets (a tunnel's outer and inner)
             // was dropped, and for a rule if any of them was.
             blocked.sort_unstable_by_key(|&(cnt, r)| (cnt, r != DropReason::Rules));
@@ -390,45 +393,49 @@ fn writer<I: Inspector>(
                     DropReason::FlowDrop => totals.ips.drop_flow += 1,
                 }
             }
-            for (_, ev) in batch {
+            for &(_, i) in &order {
                 // Events are counted and thresholds applied even when nothing is written;
                 // serialising is skipped.
                 let writing = eve.is_some() && failed.is_none();
-                let line = match ev {
-                    Out::Packet(PacketEvent::Alert { pkt, flow, alert, blocked }) => {
-                        let Some(engine) = engine.as_ref() else { continue };
-                        if alert.global_threshold {
-                            let t = threshold.as_mut().expect("threshold state exists with an engine");
-                            if !engine.admit(t, &alert, &pkt.key.src, &pkt.key.dst) {
-                                totals.suppressed += 1;
+                let line = if i < ne {
+                    match &events[i as usize].1 {
+                        PacketEvent::Alert { pkt, flow, alert, blocked } => {
+                            let Some(engine) = engine.as_ref() else { continue };
+                            if alert.global_threshold {
+                                let t = threshold.as_mut().expect("threshold state exists with an engine");
+                                if !engine.admit(t, alert, &pkt.key.src, &pkt.key.dst) {
+                                    totals.suppressed += 1;
+                                    continue;
+                                }
+                            }
+                            totals.alerts += 1;
+                            if let Some(id) = pkt.flow_id {
+                                alerted.insert(id);
+                            }
+                            if !writing || !opts.log_alerts {
                                 continue;
                             }
+                            serde_json::to_vec(&alert_event(pkt, flow.as_ref(), &engine.rule(alert), *blocked))
                         }
-                        totals.alerts += 1;
-                        if let Some(id) = pkt.flow_id {
-                            alerted.insert(id);
+                        PacketEvent::Drop { pkt, info, reason } => {
+                            if !writing || !opts.log_drops {
+                                continue;
+                            }
+                            serde_json::to_vec(&drop_event(pkt, info, *reason))
                         }
-                        if !writing || !opts.log_alerts {
-                            continue;
-                        }
-                        serde_json::to_vec(&alert_event(&pkt, flow.as_ref(), &engine.rule(&alert), blocked))
                     }
-                    Out::Packet(PacketEvent::Drop { pkt, info, reason }) => {
-                        if !writing || !opts.log_drops {
-                            continue;
-                        }
-                        serde_json::to_vec(&drop_event(&pkt, &info, reason))
-                    }
-                    Out::Flow(mut r) => {
-                        totals.flows += 1;
+                } else {
+                    let mut r = records[(i - ne) as usize];
+                    totals.flows += 1;
+                    if !alerted.is_empty() {
                         r.alerted = alerted.remove(&r.flow_id);
-                        if !writing || !opts.log_flows {
-                            continue;
-                        }
-                        serde_json::to_vec(&flow_event(&r))
                     }
+                    if !writing || !opts.log_flows {
+                        continue;
+                    }
+                    serde_json::to_vec(&flow_event(&r))
                 };
-                if let (Some(w), None) = (eve.as_mut(), failed.as_ref()) {
+                if let Some(w) = eve.as_mut() {
                     if let Err(e) = line.map_err(EveError::from).and_then(|l| w.write_raw(&l)) {
                         // Keep draining so the workers are not blocked; report at the end.
                         failed = Some(e);
