@@ -331,6 +331,10 @@ fn worker<I: Inspector>(
     table.stats.clone()
 }
 
+/// Where an event goes in a batch's output: (time, 0 for a packet's events or 1 for a flow,
+/// then pcap_cnt, sub, index for packet events or start, flow id, 0 for flows).
+type OutputKey = (Timestamp, u8, i64, u64, u32);
+
 /// What the writer counted.
 #[derive(Debug, Default)]
 struct WriterTotals {
@@ -361,7 +365,7 @@ fn writer<I: Inspector>(
     let mut blocked: Vec<(u64, DropReason)> = Vec::new();
     let mut events: Vec<(EventKey, PacketEvent)> = Vec::new();
     let mut records: Vec<FlowRecord> = Vec::new();
-    let mut order: Vec<((Timestamp, u8, i64, u64, u32), u32)> = Vec::new();
+    let mut order: Vec<(OutputKey, u32)> = Vec::new();
     for out in rx {
         let e = pending.entry(out.seq).or_insert((0, Vec::new()));
         e.0 += 1;
