@@ -79,6 +79,9 @@ pub struct PacketMeta {
     /// Where the transport payload starts, in the same bytes.
     pub payload_offset: u32,
     pub payload_len: u32,
+    /// Bytes of the transport header: the TCP data offset times four (options included),
+    /// 8 for UDP, 0 for every other protocol. CICFlowMeter's header-length features sum it.
+    pub l4_header_len: u16,
     /// Set when the packet was rebuilt from IP fragments.
     pub reassembled: bool,
     /// An ICMP error: it joins the flow it reports on (its `key`) if that flow exists, and
@@ -127,6 +130,7 @@ impl PacketMeta {
             l4_offset: 0,
             payload_offset: 0,
             payload_len: 0,
+            l4_header_len: 0,
             reassembled: false,
             attach_only: false,
         }

@@ -324,6 +324,7 @@ impl Decoder {
                 meta.key.sport = u.source_port();
                 meta.key.dport = u.destination_port();
                 meta.l4_offset = (u.slice().as_ptr() as usize - base) as u32;
+                meta.l4_header_len = 8;
                 meta.payload_offset = (u.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = u.payload().len() as u32;
             }
@@ -442,6 +443,7 @@ impl Decoder {
                 }
                 self.stats.udp += 1;
                 leading_ports(meta, p);
+                meta.l4_header_len = 8;
                 meta.payload_offset += 8;
                 meta.payload_len = (p.len() - 8) as u32;
             }
@@ -581,6 +583,7 @@ fn tcp_fields(meta: &mut PacketMeta, t: &etherparse::TcpSlice<'_>) {
     meta.tcp_seq = t.sequence_number();
     meta.tcp_ack = t.acknowledgment_number();
     meta.tcp_win = t.window_size();
+    meta.l4_header_len = t.header_len() as u16;
 }
 
 /// The Suricata decoder event for an etherparse slicing failure.

@@ -7,12 +7,19 @@
 //! eviction, shutdown). It does no I/O, makes no syscalls and does not allocate per packet
 //! (the table's storage is reserved up front from the memcap). One table is owned by one
 //! worker thread; the dispatcher guarantees a flow's packets all reach the same worker.
+//!
+//! It also owns the learned detector's flow features ([`features`]): [`FlowFeatures`], the
+//! CICFlowMeter feature vector of one flow updated in O(1) per packet, and [`CicFlowTable`], a
+//! standalone splitter that cuts flows where the corrected CICFlowMeter does, for extracting
+//! training-compatible features from captures. `FEATURES.md` defines every feature.
 
+pub mod features;
 mod record;
 mod table;
 mod tcp;
 mod timeouts;
 
+pub use features::{CicConfig, CicFlow, CicFlowTable, CicStats, FeatureVector, FlowFeatures, Termination, FEATURE_NAMES, N_FEATURES};
 pub use record::{EndReason, FlowRecord, FlowState};
 pub use table::{FlowConfig, FlowSnapshot, FlowStats, FlowTable, Update};
 pub use tcp::TcpState;

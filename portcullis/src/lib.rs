@@ -6,6 +6,7 @@
 //! what is written does not depend on the number of workers. Input: capture files (and, with
 //! the live dataplane, interfaces); output: EVE events and a run summary.
 
+pub mod features;
 pub mod inspect;
 pub mod replay;
 

@@ -20,12 +20,25 @@ enum Command {
     /// Replay capture files (pcap, pcapng, or directories of them) through the engine and
     /// write EVE JSON.
     Replay(ReplayArgs),
+    /// Extract CICFlowMeter flows and features from capture files as CSV, with the improved
+    /// CIC-IDS2017 dataset's columns.
+    Features(FeaturesArgs),
     /// Check a configuration file and print the settings in effect.
     CheckConfig {
         /// The configuration file.
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+struct FeaturesArgs {
+    /// Capture files or directories, read in the order given as one capture.
+    #[arg(required = true, value_name = "CAPTURE")]
+    captures: Vec<PathBuf>,
+    /// CSV output file, `-` for stdout.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    csv: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +86,7 @@ fn main() -> ExitCode {
     let r = match cli.command {
         Command::Replay(a) => replay(a),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Features(a) => features(a),
     };
     match r {
         Ok(code) => code,
@@ -98,6 +112,22 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     println!("  flow-timeouts: tcp {:?}, udp {:?}, icmp {:?}, default {:?}", f.timeouts.tcp, f.timeouts.udp, f.timeouts.icmp, f.timeouts.default);
     println!("  address groups: {}", cfg.vars.address_groups.keys().cloned().collect::<Vec<_>>().join(", "));
     println!("  rule files: {}", cfg.rule_files.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn features(a: FeaturesArgs) -> anyhow::Result<ExitCode> {
+    use portcullis::features::{extract_flows, write_csv};
+    let (flows, s) = extract_flows(&a.captures, Default::default(), Default::default())?;
+    for e in &s.capture_errors {
+        eprintln!("warning: {e}");
+    }
+    if a.csv.as_os_str() == "-" {
+        write_csv(&flows, std::io::stdout().lock())?;
+    } else {
+        let f = std::fs::File::create(&a.csv).with_context(|| format!("cannot create {}", a.csv.display()))?;
+        write_csv(&flows, std::io::BufWriter::new(f)).with_context(|| format!("cannot write {}", a.csv.display()))?;
+    }
+    eprintln!("{} file(s), {} frames, {} flows ({} one-packet flows not written)", s.files, s.frames, s.cic.flows, s.cic.short_flows);
     Ok(ExitCode::SUCCESS)
 }
 

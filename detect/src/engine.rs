@@ -1,0 +1,578 @@
+//! The engine: building it from rules (compilation, Suricata's signature order, prefilter
+//! groups, the IP-only set) and inspecting one packet: IP-only rules on the first packet of
+//! each direction of a flow, prefilter candidates and always-inspected rules on the packet
+//! payload and the TCP stream window, flowbits in rule order, then the alert queue with
+//! pass, action order, `by_flow` thresholds and Suricata's per-packet alert cap.
+
+use portcullis_common::{Direction, PacketMeta, Timestamp};
+use portcullis_rules::{Action, FlowbitCmd, Origin, Rule, TrackBy};
+
+use crate::compile::{self, class_of, Compiled, CLASSES};
+use crate::header;
+use crate::payload::Inspect;
+use crate::prefilter::{MatchScratch, Prefilter};
+use crate::threshold::{self, Counter};
+
+/// Index of a rule in the engine (engine order: Suricata's signature order).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RuleId(pub u32);
+
+/// Which multi-pattern matcher prefilters rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PrefilterKind {
+    /// Aho-Corasick (the `aho-corasick` crate, DFA): the default without the `vectorscan`
+    /// feature.
+    #[cfg_attr(not(feature = "vectorscan"), default)]
+    AhoCorasick,
+    /// Vectorscan block databases: about 2-3x faster on ET Open's fast patterns (see
+    /// `benches/RESULTS.md`); the default with the `vectorscan` feature.
+    #[cfg(feature = "vectorscan")]
+    #[cfg_attr(feature = "vectorscan", default)]
+    Vectorscan,
+    /// No prefilter: every rule of the packet's protocol is inspected. For tests and
+    /// measurements only.
+    None,
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct DetectConfig {
+    pub prefilter: PrefilterKind,
+    /// Bytes of already-inspected stream data kept per direction in front of new data, so a
+    /// match may span packet boundaries (the cap of the per-flow stream window). A stream
+    /// match must include at least one new byte, so the same data never alerts twice.
+    pub stream_window: usize,
+    /// Suricata's `packet-alert-max`: alerts kept per packet, highest precedence first.
+    pub packet_alert_max: usize,
+    /// Suricata's `inspection-recursion-limit`.
+    pub recursion_limit: u32,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig { prefilter: PrefilterKind::default(), stream_window: 4096, packet_alert_max: 15, recursion_limit: 3000 }
+    }
+}
+
+/// A rule that was not loaded, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BuildWarning {
+    pub sid: u32,
+    pub gid: u32,
+    pub origin: Origin,
+    pub reason: String,
+}
+
+impl std::fmt::Display for BuildWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: sid {}: {}", self.origin.file.display(), self.origin.line, self.sid, self.reason)
+    }
+}
+
+/// One packet as detection sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct PacketInput<'a> {
+    pub meta: &'a PacketMeta,
+    /// This packet's transport payload.
+    pub payload: &'a [u8],
+    pub ip_id: u16,
+    pub icmp_id: u16,
+    pub icmp_seq: u16,
+    /// `None`: not part of a flow.
+    pub dir: Option<Direction>,
+    /// The flow is established as Suricata's `flow` keyword means it.
+    pub established: bool,
+    /// TCP: `Some` when the segment was taken into the stream, with the bytes that became
+    /// in order in this direction with this packet (possibly empty).
+    pub stream: Option<&'a [u8]>,
+    /// Stream offset of `stream[0]`.
+    pub stream_offset: u64,
+}
+
+/// One alert, in engine order within its packet.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Alert {
+    pub rule: RuleId,
+    pub sid: u32,
+    pub gid: u32,
+    pub rev: u32,
+    pub action: Action,
+    pub pcap_cnt: u64,
+    pub ts: Timestamp,
+    pub dir: Option<Direction>,
+    /// Matched on the reassembled stream rather than the packet payload.
+    pub from_stream: bool,
+    /// The rule has a `by_src`/`by_dst`/`by_rule`/`by_both` threshold or detection filter:
+    /// the single ordered writer must pass it through [`crate::ThresholdTable::admit`].
+    pub global_threshold: bool,
+}
+
+/// What to do with the packet and its flow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// A matching drop or reject rule: drop this packet (IPS).
+    pub drop: bool,
+    /// ...and, the packet being part of a flow, the rest of the flow (Suricata's flow drop).
+    pub drop_flow: bool,
+    /// A pass rule matched on a flow: no further packet of the flow is inspected.
+    pub pass_flow: bool,
+}
+
+/// Figures about a built engine.
+#[derive(Clone, Debug, Default)]
+pub struct EngineStats {
+    pub rules: usize,
+    pub iponly: usize,
+    /// Per protocol class (tcp, udp, icmp, other): rules without a usable fast pattern.
+    pub always_inspected: [usize; CLASSES],
+    /// Per protocol class: distinct fast patterns.
+    pub patterns: [usize; CLASSES],
+    pub flowbits: usize,
+}
+
+/// One direction's stream inspection window.
+#[derive(Debug, Default)]
+struct StreamWin {
+    buf: Vec<u8>,
+    /// Stream offset of `buf[0]`.
+    start: u64,
+}
+
+/// Per-flow detection state; the caller keeps it with the flow and hands it to every
+/// `inspect` of the flow's packets.
+#[derive(Debug, Default)]
+pub struct FlowDetect {
+    bits: Vec<u64>,
+    /// `by_flow` threshold counters by rule.
+    thresholds: Vec<(u32, Counter)>,
+    iponly_done: [bool; 2],
+    passed: bool,
+    stream: [StreamWin; 2],
+}
+
+impl FlowDetect {
+    fn bit(&self, i: u32) -> bool {
+        self.bits.get((i / 64) as usize).is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    fn apply(&mut self, cmd: FlowbitCmd, i: u32) {
+        let w = (i / 64) as usize;
+        if w >= self.bits.len() {
+            self.bits.resize(w + 1, 0);
+        }
+        let m = 1u64 << (i % 64);
+        match cmd {
+            FlowbitCmd::Set => self.bits[w] |= m,
+            FlowbitCmd::Unset => self.bits[w] &= !m,
+            FlowbitCmd::Toggle => self.bits[w] ^= m,
+            FlowbitCmd::IsSet | FlowbitCmd::IsNotSet => {}
+        }
+    }
+
+    /// Whether flowbit `name` (by engine index) is set; for tests and the console.
+    pub fn flowbit(&self, index: u32) -> bool {
+        self.bit(index)
+    }
+
+    /// Bytes held for stream inspection, both directions.
+    pub fn stream_bytes(&self) -> usize {
+        self.stream[0].buf.len() + self.stream[1].buf.len()
+    }
+}
+
+/// Per-worker scratch, reused for every packet.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    cands: Vec<u32>,
+    /// Per rule: bit 0 pattern in the packet payload, bit 1 pattern in the stream window.
+    marks: Vec<u8>,
+    seen: Vec<bool>,
+    touched: Vec<u32>,
+    lower_pkt: Vec<u8>,
+    lower_stream: Vec<u8>,
+    matched: Vec<(u32, bool)>,
+    matchers: Vec<MatchScratch>,
+}
+
+/// The compiled rule set. `Send + Sync`: share it through an `Arc`.
+#[derive(Debug)]
+pub struct Engine {
+    rules: Vec<Rule>,
+    compiled: Vec<Compiled>,
+    groups: [Prefilter; CLASSES],
+    iponly: Vec<u32>,
+    flowbit_names: Vec<String>,
+    cfg: DetectConfig,
+    stats: EngineStats,
+}
+
+const PKT: u8 = 1;
+const STREAM: u8 = 2;
+
+impl Engine {
+    /// Compiles the rules. A rule that cannot compile is dropped with a warning; building
+    /// never fails.
+    pub fn build(rules: Vec<Rule>, cfg: &DetectConfig) -> (Engine, Vec<BuildWarning>) {
+        let mut warnings = Vec::new();
+        let mut flowbit_names = Vec::new();
+        let mut kept: Vec<(Rule, Compiled, usize)> = Vec::with_capacity(rules.len());
+        for (load_idx, rule) in rules.into_iter().enumerate() {
+            match compile::compile(&rule, &mut flowbit_names) {
+                Ok(c) => kept.push((rule, c, load_idx)),
+                Err(reason) => warnings.push(BuildWarning {
+                    sid: rule.sid,
+                    gid: rule.gid,
+                    origin: rule.origin.clone(),
+                    reason,
+                }),
+            }
+        }
+        // Suricata's signature order: action, flowbits role, priority, then load order.
+        kept.sort_by_key(|(_, c, i)| (c.order, *i));
+        let mut rules_v = Vec::with_capacity(kept.len());
+        let mut compiled = Vec::with_capacity(kept.len());
+        for (r, c, _) in kept {
+            rules_v.push(r);
+            compiled.push(c);
+        }
+        let mut pats: [Vec<(Vec<u8>, bool, u32)>; CLASSES] = Default::default();
+        let mut always: [Vec<u32>; CLASSES] = Default::default();
+        let mut iponly = Vec::new();
+        for (i, c) in compiled.iter().enumerate() {
+            let id = i as u32;
+            if c.iponly {
+                iponly.push(id);
+                continue;
+            }
+            for class in 0..CLASSES {
+                if c.classes & (1 << class) == 0 {
+                    continue;
+                }
+                match (&c.fast, cfg.prefilter) {
+                    (Some(_), PrefilterKind::None) | (None, _) => always[class].push(id),
+                    (Some(fp), _) => pats[class].push((fp.bytes.clone(), fp.nocase, id)),
+                }
+            }
+        }
+        let mut stats = EngineStats {
+            rules: rules_v.len(),
+            iponly: iponly.len(),
+            flowbits: flowbit_names.len(),
+            ..Default::default()
+        };
+        let groups: [Prefilter; CLASSES] = std::array::from_fn(|class| {
+            let pf = Prefilter::build(&pats[class], std::mem::take(&mut always[class]), cfg.prefilter);
+            stats.always_inspected[class] = pf.always.len();
+            stats.patterns[class] = pf.variant_count();
+            pf
+        });
+        let engine = Engine { rules: rules_v, compiled, groups, iponly, flowbit_names, cfg: cfg.clone(), stats };
+        (engine, warnings)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rule(&self, id: RuleId) -> &Rule {
+        &self.rules[id.0 as usize]
+    }
+
+    pub(crate) fn compiled(&self, id: RuleId) -> &Compiled {
+        &self.compiled[id.0 as usize]
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    /// The distinct fast patterns of all rules as `(bytes, nocase)`: what the prefilter
+    /// searches for. For benchmarks and for comparing matchers.
+    pub fn fast_patterns(&self) -> Vec<(Vec<u8>, bool)> {
+        let mut v: Vec<(Vec<u8>, bool)> = self
+            .compiled
+            .iter()
+            .filter(|c| !c.iponly)
+            .filter_map(|c| c.fast.as_ref())
+            .map(|f| (if f.nocase { f.bytes.to_ascii_lowercase() } else { f.bytes.clone() }, f.nocase))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// The engine index of a flowbit name.
+    pub fn flowbit_index(&self, name: &str) -> Option<u32> {
+        self.flowbit_names.iter().position(|n| n == name).map(|i| i as u32)
+    }
+
+    pub fn new_flow(&self) -> FlowDetect {
+        FlowDetect::default()
+    }
+
+    pub fn new_scratch(&self) -> Scratch {
+        Scratch {
+            marks: vec![0; self.rules.len()],
+            matchers: self.groups.iter().map(Prefilter::new_scratch).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Inspects one packet; appends its alerts to `alerts` in engine order.
+    pub fn inspect(
+        &self,
+        pkt: &PacketInput<'_>,
+        mut flow: Option<&mut FlowDetect>,
+        scratch: &mut Scratch,
+        alerts: &mut Vec<Alert>,
+    ) -> Verdict {
+        if flow.as_ref().is_some_and(|f| f.passed) {
+            return Verdict { pass_flow: true, ..Verdict::default() };
+        }
+        if scratch.marks.len() < self.rules.len() || scratch.matchers.len() < CLASSES {
+            // A scratch made by another engine (or `Scratch::default()`): redo it once.
+            *scratch = self.new_scratch();
+        }
+        scratch.matched.clear();
+        let meta = pkt.meta;
+        let proto = meta.key.proto;
+        let class = class_of(proto);
+        let is_tcp = proto == 6;
+
+        // IP-only rules: every packet without a flow, else the first packet each way.
+        let di = match pkt.dir {
+            Some(Direction::ToServer) => Some(0),
+            Some(Direction::ToClient) => Some(1),
+            None => None,
+        };
+        let run_iponly = match (di, flow.as_deref_mut()) {
+            (Some(d), Some(f)) => !std::mem::replace(&mut f.iponly_done[d], true),
+            _ => true,
+        };
+        if run_iponly {
+            for &id in &self.iponly {
+                let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
+                if header::proto(c, proto) && header::addresses(r, c, &meta.key) && header::flow(r, pkt) {
+                    if let Some(f) = flow.as_deref_mut() {
+                        for &(cmd, b) in &c.fbit_writes {
+                            f.apply(cmd, b);
+                        }
+                    }
+                    scratch.matched.push((id, false));
+                }
+            }
+        }
+
+        // The stream window: old bytes kept in front of the new ones.
+        let mut stream_old_len = 0usize;
+        let mut stream_start = 0u64;
+        let mut have_stream = false;
+        if let (true, Some(s), Some(d), Some(f)) = (is_tcp, pkt.stream, di, flow.as_deref_mut()) {
+            if !s.is_empty() {
+                let w = &mut f.stream[d];
+                if w.start + w.buf.len() as u64 != pkt.stream_offset {
+                    w.buf.clear();
+                    w.start = pkt.stream_offset;
+                }
+                stream_old_len = w.buf.len();
+                w.buf.extend_from_slice(s);
+                stream_start = w.start;
+                have_stream = true;
+            }
+        }
+        let stream_added = is_tcp && pkt.stream.is_some() && pkt.dir.is_some();
+
+        // Candidates.
+        let group = &self.groups[class];
+        scratch.cands.clear();
+        if !pkt.payload.is_empty() {
+            let before = scratch.cands.len();
+            group.scan(pkt.payload, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[class]);
+            for &id in &scratch.cands[before..] {
+                scratch.marks[id as usize] |= PKT;
+            }
+        }
+        if have_stream {
+            let f = flow.as_deref().expect("stream implies flow");
+            let buf = &f.stream[di.expect("stream implies direction")].buf;
+            let before = scratch.cands.len();
+            group.scan(buf, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[class]);
+            for &id in &scratch.cands[before..] {
+                scratch.marks[id as usize] |= STREAM;
+            }
+        }
+        for &id in &group.always {
+            scratch.marks[id as usize] |= PKT | STREAM;
+        }
+        scratch.cands.extend_from_slice(&group.always);
+        scratch.cands.sort_unstable();
+        scratch.cands.dedup();
+
+        // Lowercased buffers for nocase contents, made once per packet.
+        let need_lower = scratch.cands.iter().any(|&id| self.compiled[id as usize].any_nocase);
+        if need_lower {
+            scratch.lower_pkt.clear();
+            scratch.lower_pkt.extend(pkt.payload.iter().map(u8::to_ascii_lowercase));
+            scratch.lower_stream.clear();
+            if have_stream {
+                let f = flow.as_deref().expect("stream implies flow");
+                let buf = &f.stream[di.expect("stream implies direction")].buf;
+                scratch.lower_stream.extend(buf.iter().map(u8::to_ascii_lowercase));
+            }
+        }
+
+        for ci in 0..scratch.cands.len() {
+            let id = scratch.cands[ci];
+            let mark = std::mem::take(&mut scratch.marks[id as usize]);
+            let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
+            if !header::proto(c, proto)
+                || !header::addresses(r, c, &meta.key)
+                || !header::flow(r, pkt)
+                || !header::keywords(c, pkt)
+            {
+                continue;
+            }
+            if !c.fbit_reads.is_empty() {
+                let fd = flow.as_deref();
+                let ok = c.fbit_reads.iter().all(|(cmd, ids)| {
+                    let set = |b: u32| fd.is_some_and(|f| f.bit(b));
+                    match cmd {
+                        FlowbitCmd::IsSet => ids.iter().any(|&b| set(b)),
+                        _ => ids.iter().any(|&b| !set(b)),
+                    }
+                });
+                if !ok {
+                    continue;
+                }
+            }
+            let mut from_stream = false;
+            if !c.ops.is_empty() {
+                let lower_pkt: &[u8] = if need_lower { &scratch.lower_pkt } else { pkt.payload };
+                let on_packet = |this: &Self| {
+                    mark & PKT != 0 && {
+                        let mut ins = Inspect::new(pkt.payload, lower_pkt, 0, this.cfg.recursion_limit);
+                        ins.run(&c.ops)
+                    }
+                };
+                let matched = if is_tcp && c.require_stream {
+                    let mut m = false;
+                    if have_stream && mark & STREAM != 0 {
+                        let f = flow.as_deref().expect("stream implies flow");
+                        let buf = &f.stream[di.expect("stream implies direction")].buf;
+                        let lower: &[u8] = if need_lower { &scratch.lower_stream } else { buf };
+                        let mut ins = Inspect::new(buf, lower, stream_start, self.cfg.recursion_limit);
+                        m = ins.run(&c.ops) && ins.match_end as usize > stream_old_len;
+                        from_stream = m;
+                    }
+                    if m {
+                        true
+                    } else if (stream_added && !c.require_packet) || c.stream_only {
+                        false
+                    } else {
+                        on_packet(self)
+                    }
+                } else if c.stream_only {
+                    false
+                } else {
+                    on_packet(self)
+                };
+                if !matched {
+                    continue;
+                }
+            }
+            if let Some(f) = flow.as_deref_mut() {
+                for &(cmd, b) in &c.fbit_writes {
+                    f.apply(cmd, b);
+                }
+            }
+            scratch.matched.push((id, from_stream));
+        }
+        // Marks of candidates skipped early are cleared above; make sure none linger.
+        debug_assert!(scratch.cands.iter().all(|&id| scratch.marks[id as usize] == 0));
+
+        // Trim the stream window to its cap now that this packet's data is inspected.
+        if have_stream {
+            let cap = self.cfg.stream_window;
+            let w = &mut flow.as_deref_mut().expect("stream implies flow").stream[di.expect("direction")];
+            if w.buf.len() > cap {
+                let cut = w.buf.len() - cap;
+                w.buf.drain(..cut);
+                w.start += cut as u64;
+            }
+        }
+
+        self.finalize(pkt, flow, scratch, alerts)
+    }
+
+    /// The alert queue: engine order, pass discards the rest, actions, `by_flow`
+    /// thresholds, the per-packet cap.
+    fn finalize(
+        &self,
+        pkt: &PacketInput<'_>,
+        mut flow: Option<&mut FlowDetect>,
+        scratch: &mut Scratch,
+        alerts: &mut Vec<Alert>,
+    ) -> Verdict {
+        let mut v = Verdict::default();
+        scratch.matched.sort_unstable_by_key(|m| m.0);
+        let mut kept = 0usize;
+        for &(id, from_stream) in &scratch.matched {
+            let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
+            if r.action == Action::Pass {
+                if let Some(f) = flow.as_deref_mut() {
+                    f.passed = true;
+                    v.pass_flow = true;
+                }
+                break;
+            }
+            if r.action.drops() {
+                v.drop = true;
+                v.drop_flow |= pkt.dir.is_some();
+            }
+            if r.noalert {
+                continue;
+            }
+            let mut global = false;
+            if let Some(t) = c.threshold {
+                if t.track == TrackBy::Flow {
+                    if let Some(f) = flow.as_deref_mut() {
+                        let pos = f.thresholds.iter().position(|(rid, _)| *rid == id);
+                        let mut st = pos.map(|p| f.thresholds[p].1);
+                        let ok = threshold::admit(&t, &mut st, pkt.meta.ts);
+                        match (pos, st) {
+                            (Some(p), Some(s)) => f.thresholds[p].1 = s,
+                            (None, Some(s)) => f.thresholds.push((id, s)),
+                            _ => {}
+                        }
+                        if !ok {
+                            continue;
+                        }
+                    }
+                } else {
+                    global = true;
+                }
+            }
+            if kept >= self.cfg.packet_alert_max {
+                continue;
+            }
+            kept += 1;
+            alerts.push(Alert {
+                rule: RuleId(id),
+                sid: r.sid,
+                gid: r.gid,
+                rev: r.rev,
+                action: r.action,
+                pcap_cnt: pkt.meta.pcap_cnt,
+                ts: pkt.meta.ts,
+                dir: pkt.dir,
+                from_stream,
+                global_threshold: global,
+            });
+        }
+        v
+    }
+}

@@ -1,0 +1,147 @@
+//! `threshold` and `detection_filter`, as Suricata's `detect-engine-threshold.c` counts
+//! them: one counter and window start per tracked key. `by_flow` counters live in the flow
+//! (in the worker); `by_src`, `by_dst`, `by_rule` and `by_both` live in the one
+//! [`ThresholdTable`] of the output thread, so that which alerts pass never depends on how
+//! flows were spread over workers.
+
+use std::collections::HashMap;
+
+use portcullis_common::Timestamp;
+use portcullis_rules::{ThresholdKind, TrackBy};
+
+use crate::compile::Thresh;
+use crate::{Alert, Engine};
+
+/// One tracked counter.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counter {
+    /// Start of the current window, µs.
+    first: i64,
+    count: u32,
+}
+
+/// Whether the alert passes; `state` is `None` for a key not seen yet (and is then filled
+/// in when the type keeps state).
+pub(crate) fn admit(t: &Thresh, state: &mut Option<Counter>, now: Timestamp) -> bool {
+    let now = now.0;
+    let window = i64::from(t.seconds) * Timestamp::MICROS_PER_SEC;
+    let Some(c) = state else {
+        *state = Some(Counter { first: now, count: 1 });
+        return if t.detection_filter {
+            t.count == 0
+        } else {
+            match t.kind {
+                ThresholdKind::Limit => true,
+                ThresholdKind::Threshold | ThresholdKind::Both => t.count <= 1,
+            }
+        };
+    };
+    let within = now - c.first < window;
+    if !within {
+        c.first = now;
+        c.count = 1;
+        return if t.detection_filter {
+            t.count == 0
+        } else {
+            match t.kind {
+                ThresholdKind::Limit => true,
+                ThresholdKind::Threshold | ThresholdKind::Both => t.count <= 1,
+            }
+        };
+    }
+    c.count = c.count.saturating_add(1);
+    if t.detection_filter {
+        return c.count > t.count;
+    }
+    match t.kind {
+        ThresholdKind::Limit => c.count <= t.count,
+        ThresholdKind::Threshold => {
+            if c.count >= t.count {
+                c.count = 0;
+                true
+            } else {
+                false
+            }
+        }
+        ThresholdKind::Both => c.count == t.count,
+    }
+}
+
+/// Key of a global counter: rule, then the tracked addresses (zero where not tracked).
+type Key = (u32, [u8; 16], [u8; 16]);
+
+/// The `by_src`/`by_dst`/`by_rule`/`by_both` state. Keep exactly one, in the thread that
+/// writes alerts in order, and call [`ThresholdTable::admit`] for every alert whose
+/// `global_threshold` is set, in output order.
+#[derive(Debug, Default)]
+pub struct ThresholdTable {
+    counters: HashMap<Key, Counter>,
+}
+
+impl ThresholdTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `alert` is to be written. `src`/`dst` are the packet's addresses as the
+    /// packet travels (the flow key's `src`/`dst`).
+    pub fn admit(&mut self, engine: &Engine, alert: &Alert, src: &[u8; 16], dst: &[u8; 16]) -> bool {
+        let Some(t) = engine.compiled(alert.rule).threshold else { return true };
+        let z = [0u8; 16];
+        let key: Key = match t.track {
+            TrackBy::Src => (alert.rule.0, *src, z),
+            TrackBy::Dst => (alert.rule.0, z, *dst),
+            TrackBy::Rule => (alert.rule.0, z, z),
+            // IP pairs are direction-free in Suricata.
+            TrackBy::Both => {
+                let (a, b) = if src <= dst { (src, dst) } else { (dst, src) };
+                (alert.rule.0, *a, *b)
+            }
+            TrackBy::Flow => return true,
+        };
+        let mut state = self.counters.get(&key).copied();
+        let ok = admit(&t, &mut state, alert.ts);
+        if let Some(s) = state {
+            self.counters.insert(key, s);
+        }
+        ok
+    }
+
+    pub fn len(&self) -> usize {
+        self.counters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counters.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(kind: ThresholdKind, count: u32, seconds: u32, df: bool) -> Thresh {
+        Thresh { kind, track: TrackBy::Src, count, seconds, detection_filter: df }
+    }
+
+    /// Feeds matches at the given seconds and returns which were admitted.
+    fn run(th: Thresh, at: &[i64]) -> Vec<bool> {
+        let mut s = None;
+        at.iter().map(|&sec| admit(&th, &mut s, Timestamp(sec * 1_000_000))).collect()
+    }
+
+    #[test]
+    fn threshold_types() {
+        let table: [(Thresh, &[i64], &[bool]); 6] = [
+            (t(ThresholdKind::Limit, 2, 10, false), &[0, 1, 2, 3, 11, 12, 13], &[true, true, false, false, true, true, false]),
+            (t(ThresholdKind::Threshold, 3, 10, false), &[0, 1, 2, 3, 4, 5], &[false, false, true, false, false, true]),
+            (t(ThresholdKind::Threshold, 3, 10, false), &[0, 1, 20, 21, 22], &[false, false, false, false, true]),
+            (t(ThresholdKind::Both, 3, 10, false), &[0, 1, 2, 3, 4, 15, 16, 17], &[false, false, true, false, false, false, false, true]),
+            (t(ThresholdKind::Threshold, 2, 60, true), &[0, 1, 2, 3], &[false, false, true, true]),
+            (t(ThresholdKind::Limit, 1, 60, false), &[0, 59, 60], &[true, false, true]),
+        ];
+        for (i, (th, at, want)) in table.iter().enumerate() {
+            assert_eq!(run(*th, at), *want, "case {i}");
+        }
+    }
+}
