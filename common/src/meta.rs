@@ -107,6 +107,20 @@ impl PacketMeta {
         l3.get(self.l4_offset.saturating_sub(self.ip_offset) as usize..).unwrap_or(&[])
     }
 
+    /// The packet's own addresses and protocol, oriented as it travels: its `key`, except for
+    /// an ICMP error (`attach_only`), whose key is the flow it quotes; its own come from its
+    /// IPv4 header in `l3` (the bytes of [`PacketMeta::l3_range`]), with no ports.
+    pub fn own_key(&self, l3: &[u8]) -> FlowKey {
+        if !self.attach_only || l3.len() < 20 {
+            return self.key;
+        }
+        let mut src = [0u8; 16];
+        let mut dst = [0u8; 16];
+        src[..4].copy_from_slice(&l3[12..16]);
+        dst[..4].copy_from_slice(&l3[16..20]);
+        FlowKey { src, dst, sport: 0, dport: 0, vlan: self.key.vlan, proto: crate::ipproto::ICMP, family: crate::IpFamily::V4 }
+    }
+
     /// A zeroed packet of the given key, for tests and builders.
     pub fn new(ts: Timestamp, key: FlowKey, len: u32) -> Self {
         PacketMeta {

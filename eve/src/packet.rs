@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use portcullis_common::{ipproto, Direction, FlowKey, IpFamily, PacketMeta, Timestamp};
+use portcullis_common::{ipproto, Direction, FlowKey, PacketMeta, Timestamp};
 use portcullis_flowtable::FlowSnapshot;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -59,14 +59,7 @@ impl PacketInfo {
     /// quotes, so its own addresses are read from its IP header (`l3`, the packet's bytes
     /// from the IP header on).
     pub fn new(meta: &PacketMeta, l3: &[u8], flow_id: Option<u64>, dir: Option<Direction>) -> Self {
-        let mut key = meta.key;
-        if meta.attach_only && l3.len() >= 20 {
-            let mut src = [0u8; 16];
-            let mut dst = [0u8; 16];
-            src[..4].copy_from_slice(&l3[12..16]);
-            dst[..4].copy_from_slice(&l3[16..20]);
-            key = FlowKey { src, dst, sport: 0, dport: 0, vlan: meta.key.vlan, proto: ipproto::ICMP, family: IpFamily::V4 };
-        }
+        let key = meta.own_key(l3);
         PacketInfo { ts: meta.ts, pcap_cnt: meta.pcap_cnt, key, icmp_type: meta.icmp_type, icmp_code: meta.icmp_code, flow_id, dir }
     }
 }
@@ -208,7 +201,9 @@ pub fn alert_event<'a>(pkt: &PacketInfo, flow: Option<&FlowSnapshot>, rule: &Ale
         app_proto: None,
         direction: pkt.dir.map(direction_name),
         flow: flow.map(|f| {
-            let fports = has_ports(f.key.proto);
+            // Suricata writes the flow's ports by the packet's protocol: an ICMP error on a
+            // UDP flow gets none.
+            let fports = ports;
             AlertFlow {
                 pkts_toserver: f.pkts_toserver,
                 pkts_toclient: f.pkts_toclient,

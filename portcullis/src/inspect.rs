@@ -3,9 +3,8 @@
 //! Workers call an [`Inspector`] once per packet with what the engine needs (the packet's
 //! meta, its payload bytes, its direction, `flow:established`, the flow's own detection
 //! state), and get back alerts and a verdict. The types mirror `portcullis-detect`'s
-//! `PacketInput`, `Alert` and `Verdict` field for field, so that plugging the engine in is one
-//! `impl Inspector for Engine` beside them; until then the engine is generic, and the unit
-//! tests drive it with a fake.
+//! `PacketInput`, `Alert` and `Verdict` field for field; [`Detect`] is the engine behind the
+//! seam, and the unit tests drive the replay with fakes through the same trait.
 
 use portcullis_common::{Direction, PacketMeta, Timestamp};
 use portcullis_eve::AlertRule;
@@ -25,8 +24,8 @@ pub struct PacketInput<'a> {
     pub dir: Option<Direction>,
     /// Suricata's `flow:established` for this packet.
     pub established: bool,
-    /// Stream bytes newly reassembled by this packet, and where they start in the stream.
-    /// Always `None` until the TCP reassembler is plugged in.
+    /// TCP: the bytes of this packet's direction that became in order with it (possibly none;
+    /// `None` when the segment was not taken into the stream), and their stream offset.
     pub stream: Option<&'a [u8]>,
     pub stream_offset: u64,
 }
@@ -109,5 +108,90 @@ impl Inspector for NoRules {
     }
     fn rule(&self, _: &Alert) -> AlertRule<'_> {
         match *self {}
+    }
+}
+
+/// The signature engine (`portcullis-detect`) behind the seam. The two sets of types carry
+/// the same fields; converting is a copy per packet and per alert.
+#[derive(Debug)]
+pub struct Detect {
+    engine: portcullis_detect::Engine,
+}
+
+impl Detect {
+    pub fn new(engine: portcullis_detect::Engine) -> Self {
+        Detect { engine }
+    }
+
+    pub fn engine(&self) -> &portcullis_detect::Engine {
+        &self.engine
+    }
+
+    fn theirs(a: &Alert) -> portcullis_detect::Alert {
+        portcullis_detect::Alert {
+            rule: portcullis_detect::RuleId(a.rule),
+            sid: a.sid,
+            gid: a.gid,
+            rev: a.rev,
+            action: a.action,
+            pcap_cnt: a.pcap_cnt,
+            ts: a.ts,
+            dir: a.dir,
+            from_stream: a.from_stream,
+            global_threshold: a.global_threshold,
+        }
+    }
+}
+
+impl Inspector for Detect {
+    type Flow = portcullis_detect::FlowDetect;
+    /// The engine's scratch and its alert queue, reused for every packet.
+    type Scratch = (portcullis_detect::Scratch, Vec<portcullis_detect::Alert>);
+    type Threshold = portcullis_detect::ThresholdTable;
+
+    fn new_flow(&self) -> Self::Flow {
+        self.engine.new_flow()
+    }
+    fn new_scratch(&self) -> Self::Scratch {
+        (self.engine.new_scratch(), Vec::new())
+    }
+    fn new_threshold(&self) -> Self::Threshold {
+        portcullis_detect::ThresholdTable::new()
+    }
+    fn inspect(&self, pkt: &PacketInput<'_>, flow: Option<&mut Self::Flow>, scratch: &mut Self::Scratch, alerts: &mut Vec<Alert>) -> Verdict {
+        let input = portcullis_detect::PacketInput {
+            meta: pkt.meta,
+            payload: pkt.payload,
+            ip_id: pkt.ip_id,
+            icmp_id: pkt.icmp_id,
+            icmp_seq: pkt.icmp_seq,
+            dir: pkt.dir,
+            established: pkt.established,
+            stream: pkt.stream,
+            stream_offset: pkt.stream_offset,
+        };
+        let (s, found) = scratch;
+        found.clear();
+        let v = self.engine.inspect(&input, flow, s, found);
+        alerts.extend(found.iter().map(|a| Alert {
+            rule: a.rule.0,
+            sid: a.sid,
+            gid: a.gid,
+            rev: a.rev,
+            action: a.action,
+            pcap_cnt: a.pcap_cnt,
+            ts: a.ts,
+            dir: a.dir,
+            from_stream: a.from_stream,
+            global_threshold: a.global_threshold,
+        }));
+        Verdict { drop: v.drop, drop_flow: v.drop_flow, pass_flow: v.pass_flow }
+    }
+    fn admit(&self, t: &mut Self::Threshold, alert: &Alert, src: &[u8; 16], dst: &[u8; 16]) -> bool {
+        t.admit(&self.engine, &Self::theirs(alert), src, dst)
+    }
+    fn rule(&self, alert: &Alert) -> AlertRule<'_> {
+        let r = self.engine.rule(portcullis_detect::RuleId(alert.rule));
+        AlertRule { gid: r.gid, sid: r.sid, rev: r.rev, msg: &r.msg, category: &r.category, severity: r.priority, metadata: &r.metadata }
     }
 }

@@ -1,10 +1,12 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use portcullis::{run_replay, ReplayOptions, ReplaySummary};
+use portcullis::inspect::Detect;
+use portcullis::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};
 use portcullis_config::{Config, EventType};
 
 /// Portcullis: an inline network IDS/IPS for Linux gateways.
@@ -134,11 +136,7 @@ fn features(a: FeaturesArgs) -> anyhow::Result<ExitCode> {
 fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(a.config.as_ref())?;
     let rule_files = rule_files(&cfg, &a.rules);
-    if !rule_files.is_empty() {
-        // The replay engine inspects packets through `portcullis::Inspector`; the signature
-        // engine that implements it (portcullis-detect) is not merged yet.
-        eprintln!("note: rule matching is not built in yet; {} rule file(s) not loaded, no alerts will be written", rule_files.len());
-    }
+    let engine = if rule_files.is_empty() { None } else { Some(Arc::new(load_engine(&cfg, &rule_files, a.quiet)?)) };
     let threads = a
         .threads
         .or(cfg.threading.workers.filter(|&w| w > 0))
@@ -159,13 +157,44 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         simulate_ips: a.simulate_ips,
         progress: !a.no_progress && std::io::stderr().is_terminal(),
     };
-    let s = run_replay(&opts).context("replay failed")?;
+    let s = match engine {
+        Some(e) => run_replay_with(&opts, Some(e)),
+        None => run_replay(&opts),
+    }
+    .context("replay failed")?;
     if a.summary_json {
         println!("{}", summary_json(&s, threads));
     } else if !a.quiet {
         print_summary(&s, threads);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the rule files and compiles them. Rules that do not load or compile are counted
+/// (and the most common reasons named) on stderr; they never stop the replay.
+fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<Detect> {
+    let mut vars = portcullis_rules::Vars::default();
+    vars.address_groups.extend(cfg.vars.address_groups.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars.port_groups.extend(cfg.vars.port_groups.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // As Suricata's own layout: classification.config and reference.config beside the rules
+    // unless the config names them.
+    let beside = |name: &str| files.first().and_then(|f| f.parent()).map(|d| d.join(name)).filter(|p| p.is_file());
+    let classification = cfg.classification_file.clone().or_else(|| beside("classification.config"));
+    let reference = cfg.reference_config_file.clone().or_else(|| beside("reference.config"));
+    let report = portcullis_rules::RuleSet::load(files, &vars, classification.as_deref(), reference.as_deref()).context("cannot load rules")?;
+    for e in &report.errors {
+        eprintln!("warning: {e}");
+    }
+    let skipped = report.skipped_by_keyword();
+    let nskipped = report.skipped.len();
+    let nfiles = report.files;
+    let (engine, warnings) = portcullis_detect::Engine::build(report.rules, &portcullis_detect::DetectConfig::default());
+    if !quiet {
+        let top: Vec<String> = skipped.iter().take(3).map(|(k, n)| format!("{k} {n}")).collect();
+        let why = if top.is_empty() { String::new() } else { format!(" ({})", top.join(", ")) };
+        eprintln!("rules: {} loaded from {nfiles} file(s), {nskipped} skipped{why}, {} not compiled", engine.len(), warnings.len());
+    }
+    Ok(Detect::new(engine))
 }
 
 /// The rule files a replay loads: the config's `rule-files` (relative ones under its

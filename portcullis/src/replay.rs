@@ -13,6 +13,7 @@ use portcullis_eve::{
     alert_event, drop_event, flow_event, stats_event, DetectStats, DropInfo, DropReason, EveError, EveWriter, IpsStats, PacketInfo, Stats,
 };
 use portcullis_flowtable::{FlowConfig, FlowRecord, FlowSnapshot, FlowStats, FlowTable, Update};
+use portcullis_stream::{Reassembler, StreamConfig, StreamStats};
 
 use crate::inspect::{Action, Alert, Inspector, NoRules, PacketInput};
 
@@ -170,12 +171,81 @@ struct FlowCtx<F> {
     passed: bool,
     /// Suricata logs a dropped flow's first discarded packet in each direction only.
     drop_logged: [bool; 2],
+    /// TCP reassembly, toserver and toclient.
+    streams: [Reassembler; 2],
+    /// Bytes one direction delivered because the other side acknowledged past a hole, not
+    /// yet inspected (they go in front of that direction's next delivery), with their stream
+    /// offset. Empty, and unallocated, unless a segment was lost before the sensor.
+    pending: [(u64, Vec<u8>); 2],
 }
 
 fn dir_index(d: Direction) -> usize {
     match d {
         Direction::ToServer => 0,
         Direction::ToClient => 1,
+    }
+}
+
+/// The stream side of a worker: one configuration, the counters every reassembler of the
+/// worker shares, and reused output buffers.
+#[derive(Debug, Default)]
+struct Streams {
+    cfg: StreamConfig,
+    stats: StreamStats,
+    /// Reassembler output when it had to copy.
+    out: Vec<u8>,
+    ack_out: Vec<u8>,
+}
+
+impl Streams {
+    /// Feeds a TCP segment to its direction's reassembler (after letting its ACK skip holes
+    /// the other direction will never fill) and says where the bytes that became in order
+    /// are: in the payload (`false`) or in `out` (`true`), with their stream offset.
+    fn segment<F>(&mut self, c: &mut FlowCtx<F>, dir: Direction, p: &PacketMeta, payload: &[u8]) -> (Option<(bool, std::ops::Range<usize>)>, u64) {
+        let d = dir_index(dir);
+        if p.tcp_flags.has(portcullis_common::TcpFlags::ACK) {
+            // Bytes a hole in the other direction held back: kept for its next inspection.
+            loop {
+                let got = c.streams[1 - d].ack(&self.cfg, p.tcp_ack, &mut self.ack_out, &mut self.stats);
+                if got.is_empty() {
+                    break;
+                }
+                let (off, buf) = &mut c.pending[1 - d];
+                if buf.is_empty() {
+                    *off = got.offset;
+                }
+                if let portcullis_stream::Source::Scratch = got.source {
+                    buf.extend_from_slice(&self.ack_out[..got.len]);
+                }
+            }
+        }
+        let depth_before = c.streams[d].depth_reached();
+        let got = c.streams[d].segment(&self.cfg, p.tcp_seq, p.tcp_flags, payload, &mut self.out, &mut self.stats);
+        // Suricata's "added to the stream": data the reassembler took (delivered now or held
+        // for a hole), which detection then inspects as stream rather than as packet alone.
+        let taken = !payload.is_empty()
+            && !depth_before
+            && !p.tcp_flags.has(portcullis_common::TcpFlags::RST)
+            && c.streams[d].base_seq().is_some();
+        let (off, pending) = &mut c.pending[d];
+        if pending.is_empty() && !taken && got.is_empty() {
+            return (None, 0);
+        }
+        if pending.is_empty() {
+            let range = match got.source {
+                portcullis_stream::Source::Payload { start } => (false, start..start + got.len),
+                portcullis_stream::Source::Scratch => (true, 0..got.len),
+            };
+            return (Some(range), got.offset);
+        }
+        // Pending bytes go first; what this segment delivered follows them in the stream.
+        if let portcullis_stream::Source::Payload { start } = got.source {
+            self.out.clear();
+            self.out.extend_from_slice(&payload[start..start + got.len]);
+        }
+        let n = pending.len();
+        self.out.splice(0..0, pending.drain(..));
+        (Some((true, 0..n + got.len)), *off)
     }
 }
 
@@ -187,18 +257,31 @@ struct WorkerDetect<I: Inspector> {
     flows: Vec<Option<FlowCtx<I::Flow>>>,
     alerts: Vec<Alert>,
     ips: bool,
+    streams: Streams,
 }
 
 impl<I: Inspector> WorkerDetect<I> {
     fn new(engine: Arc<I>, ips: bool) -> Self {
         let scratch = engine.new_scratch();
-        WorkerDetect { engine, scratch, flows: Vec::new(), alerts: Vec::new(), ips }
+        WorkerDetect {
+            engine,
+            scratch,
+            flows: Vec::new(),
+            alerts: Vec::new(),
+            ips,
+            streams: Streams::default(),
+        }
     }
 
     /// Forgets the state of flows that ended.
     fn ended(&mut self, records: &[FlowRecord]) {
         for r in records {
             if let Some(f) = self.flows.get_mut(r.slot as usize) {
+                if let Some(c) = f.as_mut() {
+                    for s in &mut c.streams {
+                        s.release(&mut self.streams.stats);
+                    }
+                }
                 *f = None;
             }
         }
@@ -215,7 +298,14 @@ impl<I: Inspector> WorkerDetect<I> {
                     self.flows.resize_with(i + 1, || None);
                 }
                 if u.new_flow || self.flows[i].is_none() {
-                    self.flows[i] = Some(FlowCtx { detect: self.engine.new_flow(), dropped: false, passed: false, drop_logged: [false; 2] });
+                    self.flows[i] = Some(FlowCtx {
+                        detect: self.engine.new_flow(),
+                        dropped: false,
+                        passed: false,
+                        drop_logged: [false; 2],
+                        streams: Default::default(),
+                        pending: Default::default(),
+                    });
                 }
                 self.flows[i].as_mut()
             }
@@ -239,16 +329,32 @@ impl<I: Inspector> WorkerDetect<I> {
                 return;
             }
         }
+        let payload = p.payload_in_l3(l3);
+        let (stream, stream_offset) = match (ctx.as_deref_mut(), u) {
+            (Some(c), Some(u)) if p.key.proto == portcullis_common::ipproto::TCP && !p.attach_only => {
+                self.streams.segment(c, u.dir, p, payload)
+            }
+            _ => (None, 0),
+        };
+        let stream = stream.map(|(scratch, range)| if scratch { &self.streams.out[range] } else { &payload[range] });
+        // Rules match an ICMP error's own header, not the flow it quotes.
+        let own;
+        let meta = if p.attach_only {
+            own = PacketMeta { key: p.own_key(l3), ..*p };
+            &own
+        } else {
+            p
+        };
         let input = PacketInput {
-            meta: p,
-            payload: p.payload_in_l3(l3),
+            meta,
+            payload,
             ip_id: p.ip_id,
             icmp_id: p.icmp_id,
             icmp_seq: p.icmp_seq,
             dir: u.map(|u| u.dir),
             established: u.is_some_and(|u| u.established),
-            stream: None,
-            stream_offset: 0,
+            stream,
+            stream_offset,
         };
         self.alerts.clear();
         let v = self.engine.inspect(&input, ctx.as_deref_mut().map(|c| &mut c.detect), &mut self.scratch, &mut self.alerts);

@@ -188,3 +188,34 @@ fn not_a_capture_is_skipped_with_a_warning() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("junk.pcap: not a pcap or pcapng file"));
 }
+
+#[test]
+fn alerts_match_suricatas_on_the_demo_capture() {
+    let case = root().join("portcullis/tests/data/demo-alerts");
+    let dir = tempfile::tempdir().unwrap();
+    let eve = dir.path().join("eve.json");
+    let out = portcullis(&[
+        "replay",
+        "--rules",
+        case.join("test.rules").to_str().unwrap(),
+        "--eve",
+        eve.to_str().unwrap(),
+        "--threads",
+        "3",
+        "-q",
+        demo().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&eve).unwrap();
+    let mut got: Vec<Value> = events(&text).into_iter().filter(|e| e["event_type"] == "alert").collect();
+    for e in &mut got {
+        e.as_object_mut().unwrap().shift_remove("flow_id");
+    }
+    let expected = events(&std::fs::read_to_string(case.join("expected-alerts.json")).unwrap());
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g.to_string(), e.to_string());
+    }
+    let stats = events(&text).pop().unwrap();
+    assert_eq!(stats["stats"]["detect"]["alert"].as_u64(), Some(expected.len() as u64));
+}
