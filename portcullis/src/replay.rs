@@ -781,6 +781,8 @@ mod tests {
     struct Fake {
         /// Records (pcap_cnt, payload) of every packet inspected.
         seen: Mutex<Vec<(u64, Vec<u8>)>>,
+        /// Records (pcap_cnt, stream offset, stream bytes) of every TCP packet with some.
+        streams: Mutex<Vec<(u64, u64, Vec<u8>)>>,
         record: bool,
     }
 
@@ -800,6 +802,9 @@ mod tests {
             let m = pkt.meta;
             if self.record {
                 self.seen.lock().unwrap().push((m.pcap_cnt, pkt.payload.to_vec()));
+                if let Some(st) = pkt.stream.filter(|s| !s.is_empty()) {
+                    self.streams.lock().unwrap().push((m.pcap_cnt, pkt.stream_offset, st.to_vec()));
+                }
             }
             let mut hit = |rule: u32, global_threshold: bool| {
                 let (_, sid, action) = RULES[rule as usize];
@@ -975,6 +980,37 @@ mod tests {
         v.extend_from_slice(&ip);
         v.extend_from_slice(data);
         v
+    }
+
+    #[test]
+    fn tcp_stream_bytes_reach_the_engine_in_order() {
+        let seg = |src: bool, seq: u32, ack: u32, flags: &str, data: &[u8]| {
+            let (a, b, sp, dp) = if src { ([10, 0, 0, 2], [10, 0, 0, 1], 40000, 80) } else { ([10, 0, 0, 1], [10, 0, 0, 2], 80, 40000) };
+            let mut t = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(a, b, 64).tcp(sp, dp, seq, 64000);
+            if flags.contains('S') {
+                t = t.syn();
+            }
+            if flags.contains('A') {
+                t = t.ack(ack);
+            }
+            let mut v = Vec::new();
+            t.write(&mut v, data).unwrap();
+            v
+        };
+        // Handshake, then "hello ", "world" ahead of its turn, and "there " filling the hole.
+        let frames = [
+            seg(true, 100, 0, "S", b""),
+            seg(false, 500, 101, "SA", b""),
+            seg(true, 101, 501, "A", b""),
+            seg(true, 101, 501, "A", b"hello "),
+            seg(true, 113, 501, "A", b"world"),
+            seg(true, 107, 501, "A", b"there "),
+        ];
+        let file = pcap(&frames);
+        let fake = Arc::new(Fake { record: true, ..Fake::default() });
+        run(vec![file.path().to_path_buf()], 2, false, fake.clone());
+        let streams = fake.streams.lock().unwrap().clone();
+        assert_eq!(streams, vec![(4, 0, b"hello ".to_vec()), (6, 6, b"there world".to_vec())]);
     }
 
     #[test]
