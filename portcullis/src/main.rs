@@ -1,10 +1,12 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use portcullis::{run_replay, ReplayOptions, ReplaySummary};
+use portcullis::inspect::Detect;
+use portcullis::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};
 use portcullis_config::{Config, EventType};
 
 mod rules_cmd;
@@ -76,6 +78,14 @@ struct ReplayArgs {
     /// Print the summary as one JSON object on stdout instead of text on stderr.
     #[arg(long)]
     summary_json: bool,
+    /// Rule file to load, in addition to the config's rule-files (repeatable).
+    #[arg(long = "rules", value_name = "FILE")]
+    rules: Vec<PathBuf>,
+    /// Act as an inline IPS would, as Suricata's --simulate-ips: packets a drop or reject rule
+    /// matches (and the rest of their flow, when the rule drops the flow) are discarded,
+    /// logged as `drop` events and counted in stats.ips.
+    #[arg(long)]
+    simulate_ips: bool,
 }
 
 fn main() -> ExitCode {
@@ -131,9 +141,8 @@ fn features(a: FeaturesArgs) -> anyhow::Result<ExitCode> {
 
 fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(a.config.as_ref())?;
-    if !cfg.rule_files.is_empty() {
-        eprintln!("note: rule matching is not implemented yet; the {} rule file(s) in the config are not loaded", cfg.rule_files.len());
-    }
+    let rule_files = rule_files(&cfg, &a.rules);
+    let engine = if rule_files.is_empty() { None } else { Some(Arc::new(load_engine(&cfg, &rule_files, a.quiet)?)) };
     let threads = a
         .threads
         .or(cfg.threading.workers.filter(|&w| w > 0))
@@ -149,15 +158,60 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         eve,
         log_flows: eve_cfg.types.contains(&EventType::Flow),
         log_stats: eve_cfg.types.contains(&EventType::Stats),
+        log_alerts: eve_cfg.types.contains(&EventType::Alert),
+        log_drops: eve_cfg.types.contains(&EventType::Drop),
+        simulate_ips: a.simulate_ips,
         progress: !a.no_progress && std::io::stderr().is_terminal(),
     };
-    let s = run_replay(&opts).context("replay failed")?;
+    let s = match engine {
+        Some(e) => run_replay_with(&opts, Some(e)),
+        None => run_replay(&opts),
+    }
+    .context("replay failed")?;
     if a.summary_json {
         println!("{}", summary_json(&s, threads));
     } else if !a.quiet {
         print_summary(&s, threads);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the rule files and compiles them. Rules that do not load or compile are counted
+/// (and the most common reasons named) on stderr; they never stop the replay.
+fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<Detect> {
+    let mut vars = portcullis_rules::Vars::default();
+    vars.address_groups.extend(cfg.vars.address_groups.iter().map(|(k, v)| (k.clone(), v.clone())));
+    vars.port_groups.extend(cfg.vars.port_groups.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // As Suricata's own layout: classification.config and reference.config beside the rules
+    // unless the config names them.
+    let beside = |name: &str| files.first().and_then(|f| f.parent()).map(|d| d.join(name)).filter(|p| p.is_file());
+    let classification = cfg.classification_file.clone().or_else(|| beside("classification.config"));
+    let reference = cfg.reference_config_file.clone().or_else(|| beside("reference.config"));
+    let report = portcullis_rules::RuleSet::load(files, &vars, classification.as_deref(), reference.as_deref()).context("cannot load rules")?;
+    for e in &report.errors {
+        eprintln!("warning: {e}");
+    }
+    let skipped = report.skipped_by_keyword();
+    let nskipped = report.skipped.len();
+    let nfiles = report.files;
+    let (engine, warnings) = portcullis_detect::Engine::build(report.rules, &portcullis_detect::DetectConfig::default());
+    if !quiet {
+        let top: Vec<String> = skipped.iter().take(3).map(|(k, n)| format!("{k} {n}")).collect();
+        let why = if top.is_empty() { String::new() } else { format!(" ({})", top.join(", ")) };
+        eprintln!("rules: {} loaded from {nfiles} file(s), {nskipped} skipped{why}, {} not compiled", engine.len(), warnings.len());
+    }
+    Ok(Detect::new(engine))
+}
+
+/// The rule files a replay loads: the config's `rule-files` (relative ones under its
+/// `default-rule-path`), then each `--rules` in order.
+fn rule_files(cfg: &Config, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let base = cfg.default_rule_path.as_deref();
+    let from_cfg = cfg.rule_files.iter().map(|f| match base {
+        Some(b) if f.is_relative() => b.join(f),
+        _ => f.clone(),
+    });
+    from_cfg.chain(extra.iter().cloned()).collect()
 }
 
 fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {
@@ -174,6 +228,8 @@ fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {
         "elapsed_secs": s.elapsed.as_secs_f64(),
         "packets_per_sec": s.packets_per_sec(),
         "events_written": s.events_written,
+        "alerts": s.detect.map(|d| d.alert),
+        "blocked": s.ips.map(|i| i.blocked),
     })
 }
 
@@ -189,6 +245,12 @@ fn print_summary(s: &ReplaySummary, threads: usize) {
     }
     if !s.capture_errors.is_empty() {
         eprintln!("  files with errors: {} (see warnings above)", s.capture_errors.len());
+    }
+    if let Some(d) = s.detect {
+        eprintln!("  alerts     {:>12}  ({} suppressed by thresholds)", d.alert, d.alerts_suppressed);
+    }
+    if let Some(i) = s.ips {
+        eprintln!("  ips        {:>12}  accepted, {} blocked", i.accepted, i.blocked);
     }
     if s.events_written > 0 {
         eprintln!("  EVE events {:>12}", s.events_written);

@@ -129,8 +129,11 @@ fn demo_capture_shows_its_phases() {
     assert!(scanned.len() >= 200, "port scan touched {} ports", scanned.len());
     let https = flows.iter().filter(|f| f["src_ip"] == "10.77.0.2" && f["dest_port"] == 443 && f["flow"]["state"] == "closed").count();
     assert!(https >= 4, "tls sessions: {https}");
+    // EVE writes IPv6 in full, as Suricata does.
+    let ip6 = |v: &Value| v.as_str().and_then(|s| s.parse::<std::net::Ipv6Addr>().ok());
+    let (one, two) = ("fd77::1".parse().ok(), "fd77::2".parse().ok());
     let ping6 = |f: &&Value| {
-        f["proto"] == "IPv6-ICMP" && f["icmp_type"] == 128 && [&f["src_ip"], &f["dest_ip"]].iter().all(|a| *a == "fd77::1" || *a == "fd77::2")
+        f["proto"] == "IPv6-ICMP" && f["icmp_type"] == 128 && [&f["src_ip"], &f["dest_ip"]].iter().all(|a| ip6(a) == one || ip6(a) == two)
     };
     let p6 = flows.iter().find(ping6).expect("ping6 flow");
     assert!(p6["flow"]["pkts_toserver"].as_u64() >= Some(4) && p6["flow"]["pkts_toclient"].as_u64() >= Some(4), "{p6}");
@@ -184,4 +187,35 @@ fn not_a_capture_is_skipped_with_a_warning() {
     let out = portcullis(&["replay", "--no-eve", "--summary-json", junk.to_str().unwrap(), demo().to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("junk.pcap: not a pcap or pcapng file"));
+}
+
+#[test]
+fn alerts_match_suricatas_on_the_demo_capture() {
+    let case = root().join("portcullis/tests/data/demo-alerts");
+    let dir = tempfile::tempdir().unwrap();
+    let eve = dir.path().join("eve.json");
+    let out = portcullis(&[
+        "replay",
+        "--rules",
+        case.join("test.rules").to_str().unwrap(),
+        "--eve",
+        eve.to_str().unwrap(),
+        "--threads",
+        "3",
+        "-q",
+        demo().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&eve).unwrap();
+    let mut got: Vec<Value> = events(&text).into_iter().filter(|e| e["event_type"] == "alert").collect();
+    for e in &mut got {
+        e.as_object_mut().unwrap().shift_remove("flow_id");
+    }
+    let expected = events(&std::fs::read_to_string(case.join("expected-alerts.json")).unwrap());
+    assert_eq!(got.len(), expected.len());
+    for (g, e) in got.iter().zip(&expected) {
+        assert_eq!(g.to_string(), e.to_string());
+    }
+    let stats = events(&text).pop().unwrap();
+    assert_eq!(stats["stats"]["detect"]["alert"].as_u64(), Some(expected.len() as u64));
 }
