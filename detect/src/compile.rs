@@ -95,8 +95,8 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
             return Err(format!("sticky buffer `{name}` is not supported"));
         }
         ops.push(match &pm.kind {
-            PayloadKind::Content(c) => Op::Content(content_op(c)?),
-            PayloadKind::Pcre(p) => Op::Pcre(pcre_op(p, rule.sid)?),
+            PayloadKind::Content(c) => Op::Content(Box::new(content_op(c)?)),
+            PayloadKind::Pcre(p) => Op::Pcre(Box::new(pcre_op(p, rule.sid)?)),
             PayloadKind::ByteTest(b) => Op::ByteTest(b.clone()),
             PayloadKind::ByteJump(b) => Op::ByteJump(b.clone()),
             PayloadKind::ByteExtract(b) => Op::ByteExtract(b.clone()),

@@ -161,7 +161,7 @@ impl Prefilter {
                 }
                 let v = &self.variants[vid as usize];
                 if let Some(exact) = &v.exact {
-                    if &hay[m.start()..m.end()] != &exact[..] {
+                    if hay[m.start()..m.end()] != exact[..] {
                         continue;
                     }
                 }

@@ -15,7 +15,7 @@ use crate::{Alert, Engine};
 /// One tracked counter.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Counter {
-    /// Start of the current window, µs.
+    /// Start of the current window: whole seconds, or µs for a detection filter.
     first: i64,
     count: u32,
 }
@@ -23,8 +23,13 @@ pub(crate) struct Counter {
 /// Whether the alert passes; `state` is `None` for a key not seen yet (and is then filled
 /// in when the type keeps state).
 pub(crate) fn admit(t: &Thresh, state: &mut Option<Counter>, now: Timestamp) -> bool {
-    let now = now.0;
-    let window = i64::from(t.seconds) * Timestamp::MICROS_PER_SEC;
+    // Suricata compares whole seconds for threshold/limit/both and exact time for
+    // detection_filter.
+    let (now, window) = if t.detection_filter {
+        (now.0, i64::from(t.seconds) * Timestamp::MICROS_PER_SEC)
+    } else {
+        (now.secs(), i64::from(t.seconds))
+    };
     let Some(c) = state else {
         *state = Some(Counter { first: now, count: 1 });
         return if t.detection_filter {
@@ -140,6 +145,11 @@ mod tests {
             (t(ThresholdKind::Threshold, 2, 60, true), &[0, 1, 2, 3], &[false, false, true, true]),
             (t(ThresholdKind::Limit, 1, 60, false), &[0, 59, 60], &[true, false, true]),
         ];
+        // Whole seconds: 0.9 s and 60.1 s are 60 seconds apart.
+        let mut s = None;
+        let th = t(ThresholdKind::Limit, 1, 60, false);
+        assert!(admit(&th, &mut s, Timestamp(900_000)));
+        assert!(admit(&th, &mut s, Timestamp(60_100_000)));
         for (i, (th, at, want)) in table.iter().enumerate() {
             assert_eq!(run(*th, at), *want, "case {i}");
         }
