@@ -7,6 +7,9 @@ command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with
 need=()
 command -v jq >/dev/null || need+=(jq)
 command -v cc >/dev/null || need+=(build-essential)
+# Vectorscan for portcullis-detect's optional `vectorscan` prefilter backend.
+[ -e /usr/include/hs/hs.h ] || need+=(libvectorscan-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -271,3 +271,18 @@ fn byte_keywords() {
         ),
     ]);
 }
+
+#[test]
+fn recursion_limit_gives_up_like_suricata() {
+    let r = || rule(1).content(b"a").content(b"b").within(1).build();
+    let mut payload = vec![b'a'; 5000];
+    payload.extend_from_slice(b"ab");
+    assert!(!hits(r(), &payload), "3000 retries then give up");
+    let cfg = portcullis_detect::DetectConfig { recursion_limit: 100_000, ..Default::default() };
+    let mut t = T::with(vec![r()], &cfg);
+    let m = meta(17, portcullis_common::Direction::ToServer, 0);
+    assert_eq!(t.sids(&input(&m, &payload, Some(portcullis_common::Direction::ToServer))), vec![1]);
+    let mut short = vec![b'a'; 100];
+    short.extend_from_slice(b"ab");
+    assert!(hits(r(), &short));
+}
