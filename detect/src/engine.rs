@@ -39,8 +39,11 @@ pub enum PrefilterKind {
 pub struct DetectConfig {
     pub prefilter: PrefilterKind,
     /// Bytes of already-inspected stream data kept per direction in front of new data, so a
-    /// match may span packet boundaries (the cap of the per-flow stream window). A stream
-    /// match must include at least one new byte, so the same data never alerts twice.
+    /// match may span packet boundaries (the cap of the per-flow stream window; a flow holds
+    /// at most `2 * (stream_window + largest in-order chunk)` bytes). A stream match must
+    /// include at least one new byte, so the same data never alerts twice. Suricata
+    /// inspects raw stream chunks of at least 2,560 bytes in IDS mode; a window of that
+    /// order lets the same cross-packet matches through.
     pub stream_window: usize,
     /// Suricata's `packet-alert-max`: alerts kept per packet, highest precedence first.
     pub packet_alert_max: usize,
@@ -50,7 +53,7 @@ pub struct DetectConfig {
 
 impl Default for DetectConfig {
     fn default() -> Self {
-        DetectConfig { prefilter: PrefilterKind::default(), stream_window: 4096, packet_alert_max: 15, recursion_limit: 3000 }
+        DetectConfig { prefilter: PrefilterKind::default(), stream_window: 2560, packet_alert_max: 15, recursion_limit: 3000 }
     }
 }
 
@@ -384,7 +387,8 @@ impl Engine {
                 have_stream = true;
             }
         }
-        let stream_added = is_tcp && pkt.stream.is_some() && pkt.dir.is_some();
+        // Without flow state there is no stream to inspect: the packet stands alone.
+        let stream_added = is_tcp && pkt.stream.is_some() && di.is_some() && flow.is_some();
 
         // Candidates.
         let group = &self.groups[class];
@@ -466,6 +470,14 @@ impl Engine {
                         let lower: &[u8] = if need_lower { &scratch.lower_stream } else { buf };
                         let mut ins = Inspect::new(buf, lower, stream_start, self.cfg.recursion_limit);
                         m = ins.run(&c.ops) && ins.match_end as usize > stream_old_len;
+                        if !m && stream_old_len > 0 {
+                            // The first match lay in data inspected before: look at the new
+                            // bytes alone, as Suricata inspects the new chunk.
+                            let o = stream_old_len;
+                            let start = stream_start + o as u64;
+                            let mut ins = Inspect::new(&buf[o..], &lower[o..], start, self.cfg.recursion_limit);
+                            m = ins.run(&c.ops);
+                        }
                         from_stream = m;
                     }
                     if m {

@@ -61,7 +61,7 @@ fn inspect_does_not_allocate_after_warm_up() {
             t.engine.inspect(&inp, Some(&mut t.flow), &mut t.scratch, alerts);
         }
     };
-    // Warm up until the stream window has reached its cap (4096 bytes).
+    // Warm up until the stream window has reached its cap (2560 bytes).
     for _ in 0..300 {
         run(&mut t, &mut alerts);
     }

@@ -309,3 +309,43 @@ fn engine_is_send_sync() {
     fn ok<T: Send + Sync>() {}
     ok::<Engine>();
 }
+
+#[test]
+fn tcp_pkt_tcp_stream_and_absolute_contents() {
+    let rules = vec![
+        rule(1).proto(Proto::TcpPkt).content(b"abc").build(),
+        rule(2).proto(Proto::TcpStream).content(b"abc").build(),
+        // An absolute content makes a stream rule check packets as well (Suricata's
+        // SIG_FLAG_REQUIRE_PACKET): it sees the start of the stream, then packets that start
+        // with the pattern.
+        rule(3).proto(Proto::Tcp).content(b"abc").depth(3).build(),
+        rule(4).proto(Proto::Tcp).content(b"abc").build(),
+    ];
+    let mut t = T::new(rules);
+    let m = meta(6, Direction::ToServer, 0);
+    let seg = |payload: &'static [u8], off: u64| {
+        let mut p = input(&m, payload, TS);
+        p.stream = Some(payload);
+        p.stream_offset = off;
+        p
+    };
+    let got = |a: Vec<portcullis_detect::Alert>| a.iter().map(|a| (a.sid, a.from_stream)).collect::<Vec<_>>();
+    assert_eq!(got(t.run(&seg(b"abcx", 0)).0), vec![(1, false), (2, true), (3, true), (4, true)]);
+    assert_eq!(got(t.run(&seg(b"abcy", 4)).0), vec![(1, false), (2, true), (3, false), (4, true)]);
+    // A segment taken by the reassembler with nothing new in order: only packet rules.
+    let mut ooo = input(&m, b"abc", TS);
+    ooo.stream = Some(b"");
+    ooo.stream_offset = 100;
+    assert_eq!(got(t.run(&ooo).0), vec![(1, false), (3, false)]);
+}
+
+#[test]
+fn reject_drops_and_noalert_drop_still_drops() {
+    let m = meta(17, Direction::ToServer, 0);
+    let mut t = T::new(vec![rule(1).content(b"x").action(Action::Reject).build()]);
+    let (a, v) = t.run(&input(&m, b"x", TS));
+    assert_eq!((a.len(), v.drop, v.drop_flow), (1, true, true));
+    let mut t = T::new(vec![rule(1).content(b"x").action(Action::Drop).noalert().build()]);
+    let (a, v) = t.run(&input(&m, b"x", None));
+    assert_eq!((a.len(), v.drop, v.drop_flow), (0, true, false));
+}

@@ -144,6 +144,12 @@ fn pcre() {
         ("lookbehind", rule(1).pcre("(?<=x)y", "").build(), b"zy xy", true),
         ("lookbehind miss", rule(1).pcre("(?<=x)y", "").build(), b"zy", false),
         ("relative anchored ^", rule(1).content(b"x").pcre("^y", "R").build(), b"xy", true),
+        (
+            "content before a relative pcre is not retried (no within)",
+            rule(1).content(b"a").pcre("^b", "R").build(),
+            b"axab",
+            false,
+        ),
         ("relative anchored ^ miss", rule(1).content(b"x").pcre("^y", "R").build(), b"xzy", false),
         ("A flag", rule(1).pcre("abc", "A").build(), b"abc", true),
         ("A flag miss", rule(1).pcre("abc", "A").build(), b"xabc", false),
