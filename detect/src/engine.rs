@@ -49,11 +49,25 @@ pub struct DetectConfig {
     pub packet_alert_max: usize,
     /// Suricata's `inspection-recursion-limit`.
     pub recursion_limit: u32,
+    /// Suricata's `action-order`: which actions' rules are evaluated (and so take
+    /// precedence) first. `Reject` stands for the whole reject family; an action missing
+    /// from the list goes last.
+    pub action_order: [Action; 4],
+    /// IPS: a flow a drop rule dropped is not inspected any more (its packets are dropped,
+    /// `Verdict::drop` set). In IDS mode (the default) inspection goes on.
+    pub ips: bool,
 }
 
 impl Default for DetectConfig {
     fn default() -> Self {
-        DetectConfig { prefilter: PrefilterKind::default(), stream_window: 2560, packet_alert_max: 15, recursion_limit: 3000 }
+        DetectConfig {
+            prefilter: PrefilterKind::default(),
+            stream_window: 2560,
+            packet_alert_max: 15,
+            recursion_limit: 3000,
+            action_order: [Action::Pass, Action::Drop, Action::Reject, Action::Alert],
+            ips: false,
+        }
     }
 }
 
@@ -115,9 +129,12 @@ pub struct Alert {
 pub struct Verdict {
     /// A matching drop or reject rule: drop this packet (IPS).
     pub drop: bool,
-    /// ...and, the packet being part of a flow, the rest of the flow (Suricata's flow drop).
+    /// ...and the rest of the flow: as Suricata, when the rule is IP-only or only
+    /// addresses/ports/protocol, or matched on the stream.
     pub drop_flow: bool,
-    /// A pass rule matched on a flow: no further packet of the flow is inspected.
+    /// A pass rule matched on the flow in the same way (IP-only or header-only rule, or a
+    /// stream match): no further packet of the flow is inspected. A pass rule matching on
+    /// the packet payload passes only the packet (it still ends the packet's alerts).
     pub pass_flow: bool,
 }
 
@@ -150,6 +167,7 @@ pub struct FlowDetect {
     thresholds: Vec<(u32, Counter)>,
     iponly_done: [bool; 2],
     passed: bool,
+    dropped: bool,
     stream: [StreamWin; 2],
 }
 
@@ -230,8 +248,13 @@ impl Engine {
                 }),
             }
         }
-        // Suricata's signature order: action, flowbits role, priority, then load order.
-        kept.sort_by_key(|(_, c, i)| (c.order, *i));
+        // Suricata's signature order: action (per `action-order`), flowbits role, priority,
+        // then load order.
+        let rank = |a: Action| {
+            let a = if a.drops() && a != Action::Drop { Action::Reject } else { a };
+            cfg.action_order.iter().position(|x| *x == a).unwrap_or(4) as u8
+        };
+        kept.sort_by_key(|(r, c, i)| (rank(r.action), c.order, *i));
         let mut rules_v = Vec::with_capacity(kept.len());
         let mut compiled = Vec::with_capacity(kept.len());
         for (r, c, _) in kept {
@@ -333,8 +356,13 @@ impl Engine {
         scratch: &mut Scratch,
         alerts: &mut Vec<Alert>,
     ) -> Verdict {
-        if flow.as_ref().is_some_and(|f| f.passed) {
-            return Verdict { pass_flow: true, ..Verdict::default() };
+        if let Some(f) = flow.as_ref() {
+            if f.passed {
+                return Verdict { pass_flow: true, ..Verdict::default() };
+            }
+            if f.dropped && self.cfg.ips {
+                return Verdict { drop: true, drop_flow: true, pass_flow: false };
+            }
         }
         if scratch.marks.len() < self.rules.len() || scratch.matchers.len() < CLASSES {
             // A scratch made by another engine (or `Scratch::default()`): redo it once.
@@ -453,55 +481,59 @@ impl Engine {
                     continue;
                 }
             }
-            let mut from_stream = false;
-            if !c.ops.is_empty() {
+            // Whether the rule matched on the packet payload and on the new stream data.
+            let (mut on_pkt, mut on_stream) = (false, false);
+            if c.ops.is_empty() {
+                on_pkt = true;
+            } else {
                 let lower_pkt: &[u8] = if need_lower { &scratch.lower_pkt } else { pkt.payload };
-                let on_packet = |this: &Self| {
+                let inspect_packet = |this: &Self| {
                     mark & PKT != 0 && {
                         let mut ins = Inspect::new(pkt.payload, lower_pkt, 0, this.cfg.recursion_limit);
                         ins.run(&c.ops)
                     }
                 };
-                let matched = if is_tcp && c.require_stream {
-                    let mut m = false;
+                if is_tcp && c.require_stream {
                     if have_stream && mark & STREAM != 0 {
                         let f = flow.as_deref().expect("stream implies flow");
                         let buf = &f.stream[di.expect("stream implies direction")].buf;
                         let lower: &[u8] = if need_lower { &scratch.lower_stream } else { buf };
                         let mut ins = Inspect::new(buf, lower, stream_start, self.cfg.recursion_limit);
-                        m = ins.run(&c.ops) && ins.match_end as usize > stream_old_len;
-                        if !m && stream_old_len > 0 {
+                        on_stream = ins.run(&c.ops) && ins.match_end as usize > stream_old_len;
+                        if !on_stream && stream_old_len > 0 {
                             // The first match lay in data inspected before: look at the new
                             // bytes alone, as Suricata inspects the new chunk.
                             let o = stream_old_len;
                             let start = stream_start + o as u64;
                             let mut ins = Inspect::new(&buf[o..], &lower[o..], start, self.cfg.recursion_limit);
-                            m = ins.run(&c.ops);
+                            on_stream = ins.run(&c.ops);
                         }
-                        from_stream = m;
                     }
-                    if m {
-                        true
-                    } else if (stream_added && !c.require_packet) || c.stream_only {
-                        false
-                    } else {
-                        on_packet(self)
+                    if c.stream_only {
+                        // Stream only: never the packet.
+                    } else if c.require_packet {
+                        // Suricata inspects such a rule on the packet when it arrives and on
+                        // the stream once the data is acknowledged, later: both can alert.
+                        on_pkt = inspect_packet(self);
+                    } else if !on_stream && !stream_added {
+                        // A segment the stream did not take is inspected on its own.
+                        on_pkt = inspect_packet(self);
                     }
-                } else if c.stream_only {
-                    false
-                } else {
-                    on_packet(self)
-                };
-                if !matched {
+                } else if !c.stream_only {
+                    on_pkt = inspect_packet(self);
+                }
+            }
+            for (hit, from_stream) in [(on_pkt, false), (on_stream, true)] {
+                if !hit {
                     continue;
                 }
-            }
-            if let Some(f) = flow.as_deref_mut() {
-                for &(cmd, b) in &c.fbit_writes {
-                    f.apply(cmd, b);
+                if let Some(f) = flow.as_deref_mut() {
+                    for &(cmd, b) in &c.fbit_writes {
+                        f.apply(cmd, b);
+                    }
                 }
+                scratch.matched.push((id, from_stream));
             }
-            scratch.matched.push((id, from_stream));
         }
         // Marks of candidates skipped early are cleared above; make sure none linger.
         debug_assert!(scratch.cands.iter().all(|&id| scratch.marks[id as usize] == 0));
@@ -530,20 +562,30 @@ impl Engine {
         alerts: &mut Vec<Alert>,
     ) -> Verdict {
         let mut v = Verdict::default();
-        scratch.matched.sort_unstable_by_key(|m| m.0);
+        scratch.matched.sort_unstable();
         let mut kept = 0usize;
         for &(id, from_stream) in &scratch.matched {
             let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
+            // Suricata applies a drop or pass to the flow for IP-only and header-only rules
+            // and for stream matches.
+            let to_flow = c.header_only || from_stream;
             if r.action == Action::Pass {
-                if let Some(f) = flow.as_deref_mut() {
-                    f.passed = true;
-                    v.pass_flow = true;
+                // A pass ends the packet's alerts (everything after it in engine order).
+                // A flow already dropped stays dropped.
+                if let (Some(f), true) = (flow.as_deref_mut(), to_flow) {
+                    if !f.dropped {
+                        f.passed = true;
+                        v.pass_flow = true;
+                    }
                 }
                 break;
             }
             if r.action.drops() {
                 v.drop = true;
-                v.drop_flow |= pkt.dir.is_some();
+                if let (Some(f), true) = (flow.as_deref_mut(), to_flow) {
+                    f.dropped = true;
+                    v.drop_flow = true;
+                }
             }
             if r.noalert {
                 continue;

@@ -202,12 +202,42 @@ fn pass_and_action_order() {
     ]);
     let (alerts, v) = t.run(&input(&m, b"x", TS));
     assert_eq!(alerts.iter().map(|a| a.sid).collect::<Vec<_>>(), vec![2, 1], "drop before alert");
-    assert!(v.drop && v.drop_flow && !v.pass_flow);
+    assert!(v.drop && !v.drop_flow && !v.pass_flow, "a payload match drops the packet only");
     let (alerts, v) = t.run(&input(&m, b"xp", TS));
     assert!(alerts.is_empty(), "pass discards the packet's alerts");
-    assert!(v.pass_flow && !v.drop);
+    assert!(!v.pass_flow && !v.drop, "a payload pass rule passes the packet only");
     let (alerts, _) = t.run(&input(&m, b"x", TS));
-    assert!(alerts.is_empty(), "the passed flow is not inspected any more");
+    assert_eq!(alerts.len(), 2, "the flow is still inspected");
+
+    // An IP-only pass rule passes the flow: nothing after it is inspected.
+    let mut t = T::new(vec![rule(1).content(b"x").build(), rule(9).src("10.0.0.1").action(Action::Pass).build()]);
+    let (alerts, v) = t.run(&input(&m, b"x", TS));
+    assert!(alerts.is_empty() && v.pass_flow);
+    let (alerts, v) = t.run(&input(&m, b"x", TS));
+    assert!(alerts.is_empty() && v.pass_flow);
+}
+
+#[test]
+fn header_only_drop_drops_the_flow_and_ips_stops_inspecting() {
+    // suricata-verify util-action-12: an IP-only drop before an IP-only pass.
+    let rules = || {
+        vec![
+            rule(1).proto(Proto::Tcp).action(Action::Drop).build(),
+            rule(2).proto(Proto::Tcp).content(b"Hi all").build(),
+            rule(3).proto(Proto::Tcp).action(Action::Pass).build(),
+        ]
+    };
+    let order = [Action::Drop, Action::Pass, Action::Reject, Action::Alert];
+    let mut t = T::with(rules(), &DetectConfig { action_order: order, ips: true, ..DetectConfig::default() });
+    let ts = meta(6, Direction::ToServer, 0);
+    let tc = meta(6, Direction::ToClient, 0);
+    let mut sids = vec![];
+    for (m, d) in [(&ts, TS), (&tc, TC), (&ts, TS)] {
+        let (a, v) = t.run(&input(m, b"Hi all", d));
+        assert!(v.drop && v.drop_flow);
+        sids.extend(a.iter().map(|a| a.sid));
+    }
+    assert_eq!(sids, vec![1]);
 }
 
 #[test]
@@ -316,8 +346,9 @@ fn tcp_pkt_tcp_stream_and_absolute_contents() {
         rule(1).proto(Proto::TcpPkt).content(b"abc").build(),
         rule(2).proto(Proto::TcpStream).content(b"abc").build(),
         // An absolute content makes a stream rule check packets as well (Suricata's
-        // SIG_FLAG_REQUIRE_PACKET): it sees the start of the stream, then packets that start
-        // with the pattern.
+        // SIG_FLAG_REQUIRE_PACKET): Suricata inspects it on the packet at arrival and on the
+        // stream once acknowledged, so the start of the stream alerts twice (as
+        // suricata-verify's detect-bytetest-02 expects), later packets once.
         rule(3).proto(Proto::Tcp).content(b"abc").depth(3).build(),
         rule(4).proto(Proto::Tcp).content(b"abc").build(),
     ];
@@ -330,7 +361,7 @@ fn tcp_pkt_tcp_stream_and_absolute_contents() {
         p
     };
     let got = |a: Vec<portcullis_detect::Alert>| a.iter().map(|a| (a.sid, a.from_stream)).collect::<Vec<_>>();
-    assert_eq!(got(t.run(&seg(b"abcx", 0)).0), vec![(1, false), (2, true), (3, true), (4, true)]);
+    assert_eq!(got(t.run(&seg(b"abcx", 0)).0), vec![(1, false), (2, true), (3, false), (3, true), (4, true)]);
     assert_eq!(got(t.run(&seg(b"abcy", 4)).0), vec![(1, false), (2, true), (3, false), (4, true)]);
     // A segment taken by the reassembler with nothing new in order: only packet rules.
     let mut ooo = input(&m, b"abc", TS);
@@ -344,8 +375,30 @@ fn reject_drops_and_noalert_drop_still_drops() {
     let m = meta(17, Direction::ToServer, 0);
     let mut t = T::new(vec![rule(1).content(b"x").action(Action::Reject).build()]);
     let (a, v) = t.run(&input(&m, b"x", TS));
-    assert_eq!((a.len(), v.drop, v.drop_flow), (1, true, true));
+    assert_eq!((a.len(), v.drop, v.drop_flow), (1, true, false));
     let mut t = T::new(vec![rule(1).content(b"x").action(Action::Drop).noalert().build()]);
     let (a, v) = t.run(&input(&m, b"x", None));
     assert_eq!((a.len(), v.drop, v.drop_flow), (0, true, false));
+}
+
+#[test]
+fn configurable_action_order() {
+    // suricata-verify util-action-06: with `action-order: drop, pass, reject, alert` the drop
+    // rule alerts and the pass rule discards the rest of the packet's alerts.
+    let rules = || {
+        vec![
+            rule(1).content(b"Hi all").build(),
+            rule(2).content(b"Hi all").action(Action::Pass).build(),
+            rule(3).content(b"Hi all").action(Action::Drop).build(),
+        ]
+    };
+    let cfg = DetectConfig { action_order: [Action::Drop, Action::Pass, Action::Reject, Action::Alert], ..DetectConfig::default() };
+    let mut t = T::with(rules(), &cfg);
+    let m = meta(17, Direction::ToServer, 0);
+    let (a, v) = t.run(&input(&m, b"Hi all", None));
+    assert_eq!(a.iter().map(|a| a.sid).collect::<Vec<_>>(), vec![3]);
+    assert!(v.drop);
+    let mut t = T::new(rules());
+    let (a, v) = t.run(&input(&m, b"Hi all", None));
+    assert!(a.is_empty() && !v.drop, "default order: pass first");
 }
