@@ -80,7 +80,8 @@ type Key = (u32, [u8; 16], [u8; 16]);
 /// `global_threshold` is set, in output order.
 #[derive(Debug, Default)]
 pub struct ThresholdTable {
-    counters: HashMap<Key, Counter>,
+    /// Counter and the end of its window in µs (when it may be forgotten).
+    counters: HashMap<Key, (Counter, i64)>,
 }
 
 impl ThresholdTable {
@@ -104,12 +105,21 @@ impl ThresholdTable {
             }
             TrackBy::Flow => return true,
         };
-        let mut state = self.counters.get(&key).copied();
+        let mut state = self.counters.get(&key).map(|c| c.0);
         let ok = admit(&t, &mut state, alert.ts);
         if let Some(s) = state {
-            self.counters.insert(key, s);
+            // A window counted in whole seconds may last up to a second longer.
+            let end = alert.ts.0 + (i64::from(t.seconds) + 1) * Timestamp::MICROS_PER_SEC;
+            self.counters.insert(key, (s, end));
         }
         ok
+    }
+
+    /// Forgets counters whose window has passed at `now` (packet time): a later alert starts
+    /// a new window either way, so this only bounds memory. Call it now and then (say, once
+    /// per batch) from the writer.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.counters.retain(|_, (_, end)| *end > now.0);
     }
 
     pub fn len(&self) -> usize {

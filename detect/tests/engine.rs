@@ -402,3 +402,17 @@ fn configurable_action_order() {
     let (a, v) = t.run(&input(&m, b"Hi all", None));
     assert!(a.is_empty() && !v.drop, "default order: pass first");
 }
+
+#[test]
+fn threshold_table_expires_old_counters() {
+    let mut t = T::new(vec![rule(1).content(b"x").threshold(ThresholdKind::Limit, TrackBy::Dst, 1, 10).build()]);
+    let mut table = ThresholdTable::new();
+    let m = meta(17, Direction::ToServer, 0);
+    let (a, _) = t.run(&input(&m, b"x", TS));
+    assert!(table.admit(&t.engine, &a[0], &m.key.src, &m.key.dst));
+    assert!(!table.admit(&t.engine, &a[0], &m.key.src, &m.key.dst));
+    table.expire(Timestamp(5_000_000));
+    assert_eq!(table.len(), 1);
+    table.expire(Timestamp(20_000_000));
+    assert!(table.is_empty());
+}
