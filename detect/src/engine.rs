@@ -20,7 +20,7 @@ pub struct RuleId(pub u32);
 /// Which multi-pattern matcher prefilters rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PrefilterKind {
-    /// Aho-Corasick (the `aho-corasick` crate, DFA): the default without the `vectorscan`
+    /// Aho-Corasick (the `aho-corasick` crate): the default without the `vectorscan`
     /// feature.
     #[cfg_attr(not(feature = "vectorscan"), default)]
     AhoCorasick,
