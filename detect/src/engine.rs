@@ -10,6 +10,7 @@ use portcullis_rules::{Action, FlowbitCmd, Origin, Rule, TrackBy};
 use crate::compile::{self, class_of, Compiled, CLASSES};
 use crate::header;
 use crate::payload::Inspect;
+use crate::iponly::IpOnlyIndex;
 use crate::prefilter::{MatchScratch, Prefilter};
 use crate::threshold::{self, Counter};
 
@@ -222,6 +223,7 @@ pub struct Engine {
     compiled: Vec<Compiled>,
     groups: [Prefilter; CLASSES],
     iponly: Vec<u32>,
+    iponly_index: IpOnlyIndex,
     flowbit_names: Vec<String>,
     cfg: DetectConfig,
     stats: EngineStats,
@@ -292,7 +294,8 @@ impl Engine {
             stats.patterns[class] = pf.variant_count();
             pf
         });
-        let engine = Engine { rules: rules_v, compiled, groups, iponly, flowbit_names, cfg: cfg.clone(), stats };
+        let iponly_index = IpOnlyIndex::build(iponly.iter().map(|&id| (id, &rules_v[id as usize])));
+        let engine = Engine { rules: rules_v, compiled, groups, iponly, iponly_index, flowbit_names, cfg: cfg.clone(), stats };
         (engine, warnings)
     }
 
@@ -384,8 +387,12 @@ impl Engine {
             (Some(d), Some(f)) => !std::mem::replace(&mut f.iponly_done[d], true),
             _ => true,
         };
-        if run_iponly {
-            for &id in &self.iponly {
+        if run_iponly && !self.iponly.is_empty() {
+            scratch.cands.clear();
+            self.iponly_index.candidates(&meta.key, &mut scratch.cands);
+            scratch.cands.sort_unstable();
+            scratch.cands.dedup();
+            for &id in &scratch.cands {
                 let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
                 if header::proto(c, proto) && header::addresses(r, c, &meta.key) && header::flow(r, pkt) {
                     if let Some(f) = flow.as_deref_mut() {

@@ -47,6 +47,7 @@ mod bytes;
 mod compile;
 mod engine;
 mod header;
+mod iponly;
 mod payload;
 mod prefilter;
 mod threshold;

@@ -416,3 +416,54 @@ fn threshold_table_expires_old_counters() {
     table.expire(Timestamp(20_000_000));
     assert!(table.is_empty());
 }
+
+#[test]
+fn iponly_index_agrees_with_the_rule_sets() {
+    use portcullis_rules::IpSet;
+    let base = v4("10.0.0.0");
+    let set = |a: u32, b: u32| IpSet { v4: vec![(base + a, base + b)], v6: vec![] };
+    // (src range, dst range) per rule; `None` is any.
+    type Side = Option<(u32, u32)>;
+    let shapes: Vec<(Side, Side)> = vec![
+        (Some((1, 1)), None),
+        (None, Some((2, 2))),
+        (Some((0, 5)), Some((3, 9))),
+        (Some((4, 4)), Some((0, 20))),
+        (Some((2, 7)), None),
+        (None, None),
+        (Some((8, 8)), Some((8, 8))),
+    ];
+    let rules: Vec<_> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, (s, d))| {
+            let mut r = rule(i as u32 + 1);
+            if let Some((a, b)) = s {
+                r.0.src = set(*a, *b);
+            }
+            if let Some((a, b)) = d {
+                r.0.dst = set(*a, *b);
+            }
+            r.build()
+        })
+        .collect();
+    let (engine, _) = Engine::build(rules, &DetectConfig::default());
+    assert_eq!(engine.stats().iponly, shapes.len());
+    let mut scratch = engine.new_scratch();
+    for s in 0..10u32 {
+        for d in 0..10u32 {
+            let mut m = meta(17, Direction::ToServer, 0);
+            m.key.src[..4].copy_from_slice(&(base + s).to_be_bytes());
+            m.key.dst[..4].copy_from_slice(&(base + d).to_be_bytes());
+            let mut alerts = Vec::new();
+            engine.inspect(&input(&m, b"", None), None, &mut scratch, &mut alerts);
+            let got: Vec<u32> = alerts.iter().map(|a| a.sid).collect();
+            let inr = |r: &Option<(u32, u32)>, x: u32| r.is_none_or(|(a, b)| a <= x && x <= b);
+            let want: Vec<u32> = (0..shapes.len())
+                .filter(|&i| inr(&shapes[i].0, s) && inr(&shapes[i].1, d))
+                .map(|i| i as u32 + 1)
+                .collect();
+            assert_eq!(got, want, "src .{s} dst .{d}");
+        }
+    }
+}
