@@ -88,3 +88,35 @@ fn prefilter_equals_brute_force() {
     }
     assert!(total > 200, "the comparison must exercise matches, got {total}");
 }
+
+/// Binary payloads of packet size with single-byte and short patterns anywhere, the case
+/// where Vectorscan's `SINGLEMATCH` mode loses literals near the end of the buffer.
+#[test]
+fn prefilter_equals_brute_force_on_binary_payloads() {
+    let mut g = Lcg(11);
+    let rules: Vec<Rule> = (0..=255u32)
+        .step_by(3)
+        .map(|b| rule(b + 1).proto(Proto::Tcp).content(&[b as u8]).build())
+        .chain((0..60).map(|i| {
+            let w: Vec<u8> = (0..2 + i % 3).map(|_| g.below(256) as u8).collect();
+            rule(1000 + i as u32).proto(Proto::Tcp).content(&w).build()
+        }))
+        .collect();
+    let cfg = DetectConfig { packet_alert_max: usize::MAX, ..DetectConfig::default() };
+    let mut fast = T::with(rules.clone(), &cfg);
+    let mut brute = T::with(rules, &DetectConfig { prefilter: PrefilterKind::None, ..cfg });
+    for i in 0..300 {
+        let len = 1 + g.below(1500) as usize;
+        let payload: Vec<u8> = (0..len).map(|_| g.below(256) as u8).collect();
+        let m = meta(6, Direction::ToServer, i);
+        let p = input(&m, &payload, Some(Direction::ToServer));
+        let key = |v: Vec<portcullis_detect::Alert>| {
+            let mut s: Vec<u32> = v.iter().map(|a| a.sid).collect();
+            s.sort_unstable();
+            s
+        };
+        let (a, _) = fast.run(&p);
+        let (b, _) = brute.run(&p);
+        assert_eq!(key(a), key(b), "payload {i} of {len} bytes");
+    }
+}
