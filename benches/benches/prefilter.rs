@@ -29,8 +29,7 @@ fn contents(line: &str) -> Vec<(Vec<u8>, bool)> {
         let Some(v) = opt.strip_prefix("content:\"").and_then(|v| v.strip_suffix('"')) else { continue };
         let mut bytes = Vec::new();
         let mut hex = false;
-        let mut it = v.split('|');
-        while let Some(part) = it.next() {
+        for part in v.split('|') {
             if hex {
                 for h in part.split_whitespace() {
                     if let Ok(b) = u8::from_str_radix(h, 16) {
