@@ -144,10 +144,11 @@ pub struct Verdict {
 pub struct EngineStats {
     pub rules: usize,
     pub iponly: usize,
-    /// Per protocol class (tcp, udp, icmp, other): rules without a usable fast pattern.
-    pub always_inspected: [usize; CLASSES],
-    /// Per protocol class: distinct fast patterns.
-    pub patterns: [usize; CLASSES],
+    /// Per protocol class (tcp, udp, icmp, other) and direction (to server, to client):
+    /// rules without a usable fast pattern.
+    pub always_inspected: [[usize; 2]; CLASSES],
+    /// Per protocol class and direction: distinct fast patterns.
+    pub patterns: [[usize; 2]; CLASSES],
     pub flowbits: usize,
 }
 
@@ -221,13 +222,16 @@ pub struct Scratch {
 pub struct Engine {
     rules: Vec<Rule>,
     compiled: Vec<Compiled>,
-    groups: [Prefilter; CLASSES],
+    groups: [Prefilter; GROUPS],
     iponly: Vec<u32>,
     iponly_index: IpOnlyIndex,
     flowbit_names: Vec<String>,
     cfg: DetectConfig,
     stats: EngineStats,
 }
+
+/// Prefilter groups: protocol class × direction.
+const GROUPS: usize = CLASSES * 2;
 
 const PKT: u8 = 1;
 const STREAM: u8 = 2;
@@ -263,8 +267,11 @@ impl Engine {
             rules_v.push(r);
             compiled.push(c);
         }
-        let mut pats: [Vec<(Vec<u8>, bool, u32)>; CLASSES] = Default::default();
-        let mut always: [Vec<u32>; CLASSES] = Default::default();
+        // One group per protocol class and direction, as Suricata's per-direction signature
+        // groups: to-server packets (and packets without a flow) see the rules not limited
+        // to `to_client`, to-client packets those not limited to `to_server`.
+        let mut pats: [Vec<(Vec<u8>, bool, u32)>; GROUPS] = Default::default();
+        let mut always: [Vec<u32>; GROUPS] = Default::default();
         let mut iponly = Vec::new();
         for (i, c) in compiled.iter().enumerate() {
             let id = i as u32;
@@ -272,13 +279,15 @@ impl Engine {
                 iponly.push(id);
                 continue;
             }
-            for class in 0..CLASSES {
-                if c.classes & (1 << class) == 0 {
+            let f = &rules_v[i].flow;
+            for g in 0..GROUPS {
+                let (class, to_client) = (g / 2, g % 2 == 1);
+                if c.classes & (1 << class) == 0 || (to_client && f.to_server) || (!to_client && f.to_client) {
                     continue;
                 }
                 match (&c.fast, cfg.prefilter) {
-                    (Some(_), PrefilterKind::None) | (None, _) => always[class].push(id),
-                    (Some(fp), _) => pats[class].push((fp.bytes.clone(), fp.nocase, id)),
+                    (Some(_), PrefilterKind::None) | (None, _) => always[g].push(id),
+                    (Some(fp), _) => pats[g].push((fp.bytes.clone(), fp.nocase, id)),
                 }
             }
         }
@@ -288,10 +297,10 @@ impl Engine {
             flowbits: flowbit_names.len(),
             ..Default::default()
         };
-        let groups: [Prefilter; CLASSES] = std::array::from_fn(|class| {
-            let pf = Prefilter::build(&pats[class], std::mem::take(&mut always[class]), cfg.prefilter);
-            stats.always_inspected[class] = pf.always.len();
-            stats.patterns[class] = pf.variant_count();
+        let groups: [Prefilter; GROUPS] = std::array::from_fn(|g| {
+            let pf = Prefilter::build(&pats[g], std::mem::take(&mut always[g]), cfg.prefilter);
+            stats.always_inspected[g / 2][g % 2] = pf.always.len();
+            stats.patterns[g / 2][g % 2] = pf.variant_count();
             pf
         });
         let iponly_index = IpOnlyIndex::build(iponly.iter().map(|&id| (id, &rules_v[id as usize])));
@@ -367,7 +376,7 @@ impl Engine {
                 return Verdict { drop: true, drop_flow: true, pass_flow: false };
             }
         }
-        if scratch.marks.len() < self.rules.len() || scratch.matchers.len() < CLASSES {
+        if scratch.marks.len() < self.rules.len() || scratch.matchers.len() < GROUPS {
             // A scratch made by another engine (or `Scratch::default()`): redo it once.
             *scratch = self.new_scratch();
         }
@@ -426,11 +435,12 @@ impl Engine {
         let stream_added = is_tcp && pkt.stream.is_some() && di.is_some() && flow.is_some();
 
         // Candidates.
-        let group = &self.groups[class];
+        let gi = class * 2 + usize::from(pkt.dir == Some(Direction::ToClient));
+        let group = &self.groups[gi];
         scratch.cands.clear();
         if !pkt.payload.is_empty() {
             let before = scratch.cands.len();
-            group.scan(pkt.payload, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[class]);
+            group.scan(pkt.payload, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[gi]);
             for &id in &scratch.cands[before..] {
                 scratch.marks[id as usize] |= PKT;
             }
@@ -439,7 +449,7 @@ impl Engine {
             let f = flow.as_deref().expect("stream implies flow");
             let buf = &f.stream[di.expect("stream implies direction")].buf;
             let before = scratch.cands.len();
-            group.scan(buf, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[class]);
+            group.scan(buf, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[gi]);
             for &id in &scratch.cands[before..] {
                 scratch.marks[id as usize] |= STREAM;
             }

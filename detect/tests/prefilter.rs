@@ -56,6 +56,11 @@ fn gen_rule(g: &mut Lcg, sid: u32) -> Rule {
     if g.below(7) == 0 {
         r = r.pcre("[aA][bB]", if g.below(2) == 0 { "" } else { "i" });
     }
+    match g.below(4) {
+        0 => r = r.flow(|f| f.to_server = true),
+        1 => r = r.flow(|f| f.to_client = true),
+        _ => {}
+    }
     r.build()
 }
 
@@ -65,16 +70,21 @@ fn prefilter_equals_brute_force() {
     let rules: Vec<Rule> = (1..=300).map(|sid| gen_rule(&mut g, sid)).collect();
     let mut fast = T::with(rules.clone(), &DetectConfig::default());
     let mut brute = T::with(rules, &DetectConfig { prefilter: PrefilterKind::None, ..DetectConfig::default() });
-    assert!(fast.engine.stats().patterns[0] > 50, "most rules have a fast pattern");
+    assert!(fast.engine.stats().patterns[0][0] > 50, "most rules have a fast pattern");
     let mut total = 0;
     let mut off = 0u64;
     for i in 0..400 {
         let len = g.below(40) as usize;
         let payload = g.word(len);
         let proto = if i % 2 == 0 { 6 } else { 17 };
-        let m = meta(proto, Direction::ToServer, i);
-        let mut p = input(&m, &payload, Some(Direction::ToServer));
-        if proto == 6 && i % 4 == 0 {
+        let dir = match i % 3 {
+            0 => Some(Direction::ToServer),
+            1 => Some(Direction::ToClient),
+            _ => None,
+        };
+        let m = meta(proto, dir.unwrap_or(Direction::ToServer), i);
+        let mut p = input(&m, &payload, dir);
+        if proto == 6 && i % 4 == 0 && dir.is_some() {
             p.stream = Some(&payload);
             p.stream_offset = off;
             off += payload.len() as u64;
