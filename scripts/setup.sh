@@ -7,6 +7,11 @@ command -v cargo >/dev/null || { echo "error: cargo not found; install Rust with
 need=()
 command -v jq >/dev/null || need+=(jq)
 command -v cc >/dev/null || need+=(build-essential)
+# Hyperscan for portcullis-detect's `vectorscan` prefilter backend (the hyperscan crate links
+# libhs). Debian's libvectorscan-dev would do too, but it conflicts with libhyperscan5, which
+# the Suricata package we compare against depends on.
+[ -e /usr/include/hs/hs.h ] || need+=(libhyperscan-dev)
+command -v pkg-config >/dev/null || need+=(pkg-config)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -48,6 +48,9 @@ pub(crate) struct Compiled {
     pub require_packet: bool,
     pub stream_only: bool,
     pub iponly: bool,
+    /// IP-only, or only addresses, ports and protocol (Suricata's "like IP-only"): a drop
+    /// or pass of such a rule applies to the whole flow.
+    pub header_only: bool,
     pub any_nocase: bool,
     pub fbit_writes: Vec<(FlowbitCmd, u32)>,
     /// `isset`/`isnotset` with OR-ed names.
@@ -55,8 +58,8 @@ pub(crate) struct Compiled {
     pub fast: Option<FastPattern>,
     /// `(kind, track, count, seconds, is detection_filter)`.
     pub threshold: Option<Thresh>,
-    /// Sort key: Suricata's action order, then flowbit role, then priority.
-    pub order: (u8, u8, u8),
+    /// Sort key after the action: flowbit role, then priority.
+    pub order: (u8, u8),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -95,8 +98,8 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
             return Err(format!("sticky buffer `{name}` is not supported"));
         }
         ops.push(match &pm.kind {
-            PayloadKind::Content(c) => Op::Content(content_op(c)?),
-            PayloadKind::Pcre(p) => Op::Pcre(pcre_op(p, rule.sid)?),
+            PayloadKind::Content(c) => Op::Content(Box::new(content_op(c)?)),
+            PayloadKind::Pcre(p) => Op::Pcre(Box::new(pcre_op(p, rule.sid)?)),
             PayloadKind::ByteTest(b) => Op::ByteTest(b.clone()),
             PayloadKind::ByteJump(b) => Op::ByteJump(b.clone()),
             PayloadKind::ByteExtract(b) => Op::ByteExtract(b.clone()),
@@ -148,6 +151,7 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
         && fbit_reads.is_empty()
         && fbit_writes.iter().all(|(c, _)| *c == FlowbitCmd::Set);
 
+    let header_only = !has_payload && rule.header.is_empty() && flow_dir_only && fbit_reads.is_empty();
     let any_nocase = ops.iter().any(Op::uses_nocase);
     let fast = fast_pattern(rule);
     let threshold = rule
@@ -160,15 +164,6 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
             seconds: t.seconds,
             detection_filter: true,
         }));
-    let action_rank = match rule.action {
-        portcullis_rules::Action::Pass => 0,
-        portcullis_rules::Action::Drop => 1,
-        portcullis_rules::Action::Reject
-        | portcullis_rules::Action::RejectSrc
-        | portcullis_rules::Action::RejectDst
-        | portcullis_rules::Action::RejectBoth => 2,
-        portcullis_rules::Action::Alert => 3,
-    };
     // Rules that only set bits run before rules that set and read, then rules without
     // flowbits, then rules that only read: a bit set by a packet is visible to the rules
     // checking it on the same packet.
@@ -189,12 +184,13 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
         require_packet,
         stream_only,
         iponly,
+        header_only,
         any_nocase,
         fbit_writes,
         fbit_reads,
         fast,
         threshold,
-        order: (action_rank, fb_rank, rule.priority),
+        order: (fb_rank, rule.priority),
     })
 }
 

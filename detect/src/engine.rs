@@ -10,6 +10,7 @@ use portcullis_rules::{Action, FlowbitCmd, Origin, Rule, TrackBy};
 use crate::compile::{self, class_of, Compiled, CLASSES};
 use crate::header;
 use crate::payload::Inspect;
+use crate::iponly::IpOnlyIndex;
 use crate::prefilter::{MatchScratch, Prefilter};
 use crate::threshold::{self, Counter};
 
@@ -20,7 +21,7 @@ pub struct RuleId(pub u32);
 /// Which multi-pattern matcher prefilters rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PrefilterKind {
-    /// Aho-Corasick (the `aho-corasick` crate, DFA): the default without the `vectorscan`
+    /// Aho-Corasick (the `aho-corasick` crate): the default without the `vectorscan`
     /// feature.
     #[cfg_attr(not(feature = "vectorscan"), default)]
     AhoCorasick,
@@ -39,18 +40,35 @@ pub enum PrefilterKind {
 pub struct DetectConfig {
     pub prefilter: PrefilterKind,
     /// Bytes of already-inspected stream data kept per direction in front of new data, so a
-    /// match may span packet boundaries (the cap of the per-flow stream window). A stream
-    /// match must include at least one new byte, so the same data never alerts twice.
+    /// match may span packet boundaries (the cap of the per-flow stream window; a flow holds
+    /// at most `2 * (stream_window + largest in-order chunk)` bytes). A stream match must
+    /// include at least one new byte, so the same data never alerts twice. Suricata
+    /// inspects raw stream chunks of at least 2,560 bytes in IDS mode; a window of that
+    /// order lets the same cross-packet matches through.
     pub stream_window: usize,
     /// Suricata's `packet-alert-max`: alerts kept per packet, highest precedence first.
     pub packet_alert_max: usize,
     /// Suricata's `inspection-recursion-limit`.
     pub recursion_limit: u32,
+    /// Suricata's `action-order`: which actions' rules are evaluated (and so take
+    /// precedence) first. `Reject` stands for the whole reject family; an action missing
+    /// from the list goes last.
+    pub action_order: [Action; 4],
+    /// IPS: a flow a drop rule dropped is not inspected any more (its packets are dropped,
+    /// `Verdict::drop` set). In IDS mode (the default) inspection goes on.
+    pub ips: bool,
 }
 
 impl Default for DetectConfig {
     fn default() -> Self {
-        DetectConfig { prefilter: PrefilterKind::default(), stream_window: 4096, packet_alert_max: 15, recursion_limit: 3000 }
+        DetectConfig {
+            prefilter: PrefilterKind::default(),
+            stream_window: 2560,
+            packet_alert_max: 15,
+            recursion_limit: 3000,
+            action_order: [Action::Pass, Action::Drop, Action::Reject, Action::Alert],
+            ips: false,
+        }
     }
 }
 
@@ -112,9 +130,12 @@ pub struct Alert {
 pub struct Verdict {
     /// A matching drop or reject rule: drop this packet (IPS).
     pub drop: bool,
-    /// ...and, the packet being part of a flow, the rest of the flow (Suricata's flow drop).
+    /// ...and the rest of the flow: as Suricata, when the rule is IP-only or only
+    /// addresses/ports/protocol, or matched on the stream.
     pub drop_flow: bool,
-    /// A pass rule matched on a flow: no further packet of the flow is inspected.
+    /// A pass rule matched on the flow in the same way (IP-only or header-only rule, or a
+    /// stream match): no further packet of the flow is inspected. A pass rule matching on
+    /// the packet payload passes only the packet (it still ends the packet's alerts).
     pub pass_flow: bool,
 }
 
@@ -123,10 +144,11 @@ pub struct Verdict {
 pub struct EngineStats {
     pub rules: usize,
     pub iponly: usize,
-    /// Per protocol class (tcp, udp, icmp, other): rules without a usable fast pattern.
-    pub always_inspected: [usize; CLASSES],
-    /// Per protocol class: distinct fast patterns.
-    pub patterns: [usize; CLASSES],
+    /// Per protocol class (tcp, udp, icmp, other) and direction (to server, to client):
+    /// rules without a usable fast pattern.
+    pub always_inspected: [[usize; 2]; CLASSES],
+    /// Per protocol class and direction: distinct fast patterns.
+    pub patterns: [[usize; 2]; CLASSES],
     pub flowbits: usize,
 }
 
@@ -147,6 +169,7 @@ pub struct FlowDetect {
     thresholds: Vec<(u32, Counter)>,
     iponly_done: [bool; 2],
     passed: bool,
+    dropped: bool,
     stream: [StreamWin; 2],
 }
 
@@ -199,12 +222,16 @@ pub struct Scratch {
 pub struct Engine {
     rules: Vec<Rule>,
     compiled: Vec<Compiled>,
-    groups: [Prefilter; CLASSES],
+    groups: [Prefilter; GROUPS],
     iponly: Vec<u32>,
+    iponly_index: IpOnlyIndex,
     flowbit_names: Vec<String>,
     cfg: DetectConfig,
     stats: EngineStats,
 }
+
+/// Prefilter groups: protocol class × direction.
+const GROUPS: usize = CLASSES * 2;
 
 const PKT: u8 = 1;
 const STREAM: u8 = 2;
@@ -227,16 +254,24 @@ impl Engine {
                 }),
             }
         }
-        // Suricata's signature order: action, flowbits role, priority, then load order.
-        kept.sort_by_key(|(_, c, i)| (c.order, *i));
+        // Suricata's signature order: action (per `action-order`), flowbits role, priority,
+        // then load order.
+        let rank = |a: Action| {
+            let a = if a.drops() && a != Action::Drop { Action::Reject } else { a };
+            cfg.action_order.iter().position(|x| *x == a).unwrap_or(4) as u8
+        };
+        kept.sort_by_key(|(r, c, i)| (rank(r.action), c.order, *i));
         let mut rules_v = Vec::with_capacity(kept.len());
         let mut compiled = Vec::with_capacity(kept.len());
         for (r, c, _) in kept {
             rules_v.push(r);
             compiled.push(c);
         }
-        let mut pats: [Vec<(Vec<u8>, bool, u32)>; CLASSES] = Default::default();
-        let mut always: [Vec<u32>; CLASSES] = Default::default();
+        // One group per protocol class and direction, as Suricata's per-direction signature
+        // groups: to-server packets (and packets without a flow) see the rules not limited
+        // to `to_client`, to-client packets those not limited to `to_server`.
+        let mut pats: [Vec<(Vec<u8>, bool, u32)>; GROUPS] = Default::default();
+        let mut always: [Vec<u32>; GROUPS] = Default::default();
         let mut iponly = Vec::new();
         for (i, c) in compiled.iter().enumerate() {
             let id = i as u32;
@@ -244,13 +279,15 @@ impl Engine {
                 iponly.push(id);
                 continue;
             }
-            for class in 0..CLASSES {
-                if c.classes & (1 << class) == 0 {
+            let f = &rules_v[i].flow;
+            for g in 0..GROUPS {
+                let (class, to_client) = (g / 2, g % 2 == 1);
+                if c.classes & (1 << class) == 0 || (to_client && f.to_server) || (!to_client && f.to_client) {
                     continue;
                 }
                 match (&c.fast, cfg.prefilter) {
-                    (Some(_), PrefilterKind::None) | (None, _) => always[class].push(id),
-                    (Some(fp), _) => pats[class].push((fp.bytes.clone(), fp.nocase, id)),
+                    (Some(_), PrefilterKind::None) | (None, _) => always[g].push(id),
+                    (Some(fp), _) => pats[g].push((fp.bytes.clone(), fp.nocase, id)),
                 }
             }
         }
@@ -260,13 +297,14 @@ impl Engine {
             flowbits: flowbit_names.len(),
             ..Default::default()
         };
-        let groups: [Prefilter; CLASSES] = std::array::from_fn(|class| {
-            let pf = Prefilter::build(&pats[class], std::mem::take(&mut always[class]), cfg.prefilter);
-            stats.always_inspected[class] = pf.always.len();
-            stats.patterns[class] = pf.variant_count();
+        let groups: [Prefilter; GROUPS] = std::array::from_fn(|g| {
+            let pf = Prefilter::build(&pats[g], std::mem::take(&mut always[g]), cfg.prefilter);
+            stats.always_inspected[g / 2][g % 2] = pf.always.len();
+            stats.patterns[g / 2][g % 2] = pf.variant_count();
             pf
         });
-        let engine = Engine { rules: rules_v, compiled, groups, iponly, flowbit_names, cfg: cfg.clone(), stats };
+        let iponly_index = IpOnlyIndex::build(iponly.iter().map(|&id| (id, &rules_v[id as usize])));
+        let engine = Engine { rules: rules_v, compiled, groups, iponly, iponly_index, flowbit_names, cfg: cfg.clone(), stats };
         (engine, warnings)
     }
 
@@ -330,10 +368,15 @@ impl Engine {
         scratch: &mut Scratch,
         alerts: &mut Vec<Alert>,
     ) -> Verdict {
-        if flow.as_ref().is_some_and(|f| f.passed) {
-            return Verdict { pass_flow: true, ..Verdict::default() };
+        if let Some(f) = flow.as_ref() {
+            if f.passed {
+                return Verdict { pass_flow: true, ..Verdict::default() };
+            }
+            if f.dropped && self.cfg.ips {
+                return Verdict { drop: true, drop_flow: true, pass_flow: false };
+            }
         }
-        if scratch.marks.len() < self.rules.len() || scratch.matchers.len() < CLASSES {
+        if scratch.marks.len() < self.rules.len() || scratch.matchers.len() < GROUPS {
             // A scratch made by another engine (or `Scratch::default()`): redo it once.
             *scratch = self.new_scratch();
         }
@@ -353,8 +396,12 @@ impl Engine {
             (Some(d), Some(f)) => !std::mem::replace(&mut f.iponly_done[d], true),
             _ => true,
         };
-        if run_iponly {
-            for &id in &self.iponly {
+        if run_iponly && !self.iponly.is_empty() {
+            scratch.cands.clear();
+            self.iponly_index.candidates(&meta.key, &mut scratch.cands);
+            scratch.cands.sort_unstable();
+            scratch.cands.dedup();
+            for &id in &scratch.cands {
                 let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
                 if header::proto(c, proto) && header::addresses(r, c, &meta.key) && header::flow(r, pkt) {
                     if let Some(f) = flow.as_deref_mut() {
@@ -384,14 +431,16 @@ impl Engine {
                 have_stream = true;
             }
         }
-        let stream_added = is_tcp && pkt.stream.is_some() && pkt.dir.is_some();
+        // Without flow state there is no stream to inspect: the packet stands alone.
+        let stream_added = is_tcp && pkt.stream.is_some() && di.is_some() && flow.is_some();
 
         // Candidates.
-        let group = &self.groups[class];
+        let gi = class * 2 + usize::from(pkt.dir == Some(Direction::ToClient));
+        let group = &self.groups[gi];
         scratch.cands.clear();
         if !pkt.payload.is_empty() {
             let before = scratch.cands.len();
-            group.scan(pkt.payload, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[class]);
+            group.scan(pkt.payload, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[gi]);
             for &id in &scratch.cands[before..] {
                 scratch.marks[id as usize] |= PKT;
             }
@@ -400,7 +449,7 @@ impl Engine {
             let f = flow.as_deref().expect("stream implies flow");
             let buf = &f.stream[di.expect("stream implies direction")].buf;
             let before = scratch.cands.len();
-            group.scan(buf, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[class]);
+            group.scan(buf, &mut scratch.cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.matchers[gi]);
             for &id in &scratch.cands[before..] {
                 scratch.marks[id as usize] |= STREAM;
             }
@@ -449,47 +498,59 @@ impl Engine {
                     continue;
                 }
             }
-            let mut from_stream = false;
-            if !c.ops.is_empty() {
+            // Whether the rule matched on the packet payload and on the new stream data.
+            let (mut on_pkt, mut on_stream) = (false, false);
+            if c.ops.is_empty() {
+                on_pkt = true;
+            } else {
                 let lower_pkt: &[u8] = if need_lower { &scratch.lower_pkt } else { pkt.payload };
-                let on_packet = |this: &Self| {
+                let inspect_packet = |this: &Self| {
                     mark & PKT != 0 && {
                         let mut ins = Inspect::new(pkt.payload, lower_pkt, 0, this.cfg.recursion_limit);
                         ins.run(&c.ops)
                     }
                 };
-                let matched = if is_tcp && c.require_stream {
-                    let mut m = false;
+                if is_tcp && c.require_stream {
                     if have_stream && mark & STREAM != 0 {
                         let f = flow.as_deref().expect("stream implies flow");
                         let buf = &f.stream[di.expect("stream implies direction")].buf;
                         let lower: &[u8] = if need_lower { &scratch.lower_stream } else { buf };
                         let mut ins = Inspect::new(buf, lower, stream_start, self.cfg.recursion_limit);
-                        m = ins.run(&c.ops) && ins.match_end as usize > stream_old_len;
-                        from_stream = m;
+                        on_stream = ins.run(&c.ops) && ins.match_end as usize > stream_old_len;
+                        if !on_stream && stream_old_len > 0 {
+                            // The first match lay in data inspected before: look at the new
+                            // bytes alone, as Suricata inspects the new chunk.
+                            let o = stream_old_len;
+                            let start = stream_start + o as u64;
+                            let mut ins = Inspect::new(&buf[o..], &lower[o..], start, self.cfg.recursion_limit);
+                            on_stream = ins.run(&c.ops);
+                        }
                     }
-                    if m {
-                        true
-                    } else if (stream_added && !c.require_packet) || c.stream_only {
-                        false
-                    } else {
-                        on_packet(self)
+                    if c.stream_only {
+                        // Stream only: never the packet.
+                    } else if c.require_packet {
+                        // Suricata inspects such a rule on the packet when it arrives and on
+                        // the stream once the data is acknowledged, later: both can alert.
+                        on_pkt = inspect_packet(self);
+                    } else if !on_stream && !stream_added {
+                        // A segment the stream did not take is inspected on its own.
+                        on_pkt = inspect_packet(self);
                     }
-                } else if c.stream_only {
-                    false
-                } else {
-                    on_packet(self)
-                };
-                if !matched {
+                } else if !c.stream_only {
+                    on_pkt = inspect_packet(self);
+                }
+            }
+            for (hit, from_stream) in [(on_pkt, false), (on_stream, true)] {
+                if !hit {
                     continue;
                 }
-            }
-            if let Some(f) = flow.as_deref_mut() {
-                for &(cmd, b) in &c.fbit_writes {
-                    f.apply(cmd, b);
+                if let Some(f) = flow.as_deref_mut() {
+                    for &(cmd, b) in &c.fbit_writes {
+                        f.apply(cmd, b);
+                    }
                 }
+                scratch.matched.push((id, from_stream));
             }
-            scratch.matched.push((id, from_stream));
         }
         // Marks of candidates skipped early are cleared above; make sure none linger.
         debug_assert!(scratch.cands.iter().all(|&id| scratch.marks[id as usize] == 0));
@@ -518,20 +579,30 @@ impl Engine {
         alerts: &mut Vec<Alert>,
     ) -> Verdict {
         let mut v = Verdict::default();
-        scratch.matched.sort_unstable_by_key(|m| m.0);
+        scratch.matched.sort_unstable();
         let mut kept = 0usize;
         for &(id, from_stream) in &scratch.matched {
             let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
+            // Suricata applies a drop or pass to the flow for IP-only and header-only rules
+            // and for stream matches.
+            let to_flow = c.header_only || from_stream;
             if r.action == Action::Pass {
-                if let Some(f) = flow.as_deref_mut() {
-                    f.passed = true;
-                    v.pass_flow = true;
+                // A pass ends the packet's alerts (everything after it in engine order).
+                // A flow already dropped stays dropped.
+                if let (Some(f), true) = (flow.as_deref_mut(), to_flow) {
+                    if !f.dropped {
+                        f.passed = true;
+                        v.pass_flow = true;
+                    }
                 }
                 break;
             }
             if r.action.drops() {
                 v.drop = true;
-                v.drop_flow |= pkt.dir.is_some();
+                if let (Some(f), true) = (flow.as_deref_mut(), to_flow) {
+                    f.dropped = true;
+                    v.drop_flow = true;
+                }
             }
             if r.noalert {
                 continue;

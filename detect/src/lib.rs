@@ -17,23 +17,37 @@
 //! # The API the replay engine calls
 //!
 //! ```text
-//! let (engine, warnings) = Engine::build(rules, &DetectConfig::default());
-//! let engine = Arc::new(engine);                        // Send + Sync, shared by workers
-//! let mut scratch = engine.new_scratch();               // one per worker thread
-//! let mut fd = engine.new_flow();                       // one per flow, kept with it
-//! let verdict = engine.inspect(&pkt, Some(&mut fd), &mut scratch, &mut alerts);
-//! // in the single ordered writer, for alerts with global_threshold set:
-//! if table.admit(&engine, &alert, &meta.key.src, &meta.key.dst) { write(alert) }
+//! Engine::build(rules: Vec<Rule>, cfg: &DetectConfig) -> (Engine, Vec<BuildWarning>)
+//! Engine::len(&self) -> usize;  Engine::rule(&self, RuleId) -> &Rule;  Engine::stats()
+//! Engine::new_flow(&self) -> FlowDetect      // per flow, kept by the worker with the flow
+//! Engine::new_scratch(&self) -> Scratch      // per worker thread, reused
+//! Engine::inspect(&self, &PacketInput<'_>, Option<&mut FlowDetect>, &mut Scratch,
+//!                 &mut Vec<Alert>) -> Verdict // appends this packet's alerts, engine order
+//! ThresholdTable::admit(&mut self, &Engine, &Alert, src: &[u8; 16], dst: &[u8; 16]) -> bool
+//! ThresholdTable::expire(&mut self, now: Timestamp)
 //! ```
+//!
+//! `Engine` is `Send + Sync` (share it through an `Arc`). Alerts depend only on the flow's
+//! own packets, in order, so they do not depend on the number of workers; the one
+//! exception, `by_src`/`by_dst`/`by_rule`/`by_both` thresholds, is decided by the single
+//! ordered writer: it calls [`ThresholdTable::admit`] for every alert whose
+//! `global_threshold` is set, with the packet's `meta.key.src`/`dst`, and drops the alert
+//! when it returns false.
 //!
 //! [`PacketInput::stream`] is `Some` when the reassembler took this packet's segment into
 //! the stream (Suricata's `PKT_STREAM_ADD`), holding the bytes that became in order with it
-//! (possibly none); `None` means the packet is inspected on its own payload only.
+//! (possibly none) at [`PacketInput::stream_offset`]; `None` means the packet is inspected
+//! on its own payload only. Rules whose content may match on TCP (`tcp`, `ip`) inspect the
+//! stream window; like Suricata they inspect the packet payload only when the segment was
+//! not taken into the stream, when they have `dsize`, `flow:no_stream` or `tcp-pkt`, or
+//! when a content has `depth`/`offset` (then both, and both may alert, as Suricata which
+//! inspects such a packet on arrival and again as stream once acknowledged).
 
 mod bytes;
 mod compile;
 mod engine;
 mod header;
+mod iponly;
 mod payload;
 mod prefilter;
 mod threshold;

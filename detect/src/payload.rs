@@ -52,8 +52,8 @@ pub(crate) struct PcreOp {
 
 #[derive(Debug)]
 pub(crate) enum Op {
-    Content(ContentOp),
-    Pcre(PcreOp),
+    Content(Box<ContentOp>),
+    Pcre(Box<PcreOp>),
     ByteTest(ByteTest),
     ByteJump(ByteJump),
     ByteExtract(ByteExtract),
@@ -315,9 +315,8 @@ impl<'a> Inspect<'a> {
                 return 0;
             }
             let sbuffer_len = depth - offset;
-            let found = if cd.endswith && depth < buffer_len {
-                None
-            } else if cd.pat.len() as u32 > sbuffer_len {
+            // An endswith content cannot match in a window that stops short of the end.
+            let found = if (cd.endswith && depth < buffer_len) || cd.pat.len() as u32 > sbuffer_len {
                 None
             } else {
                 let hay = if cd.nocase { self.lower } else { self.buf };

@@ -6,9 +6,11 @@
 //!
 //! With the `vectorscan` feature the same variants can be compiled into one Vectorscan
 //! block database per class instead (case-sensitive variants exact, nocase ones
-//! `CASELESS`, each `SINGLEMATCH`), which reports each variant once per buffer.
+//! `CASELESS`). Not `SINGLEMATCH`: Debian's Vectorscan 5.4.9 misses some single-byte
+//! literals near the end of a buffer with that flag (found comparing it with Aho-Corasick
+//! on the shared TLS captures), so repeats are dropped here as for Aho-Corasick.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
 use crate::engine::PrefilterKind;
 
@@ -101,9 +103,9 @@ impl Prefilter {
                     AhoCorasickBuilder::new()
                         .ascii_case_insensitive(true)
                         .match_kind(MatchKind::Standard)
-                        // A DFA scans fastest; its build cost (~0.15 s for ET Open's TCP
-                        // patterns) fits the load budget.
-                        .kind(Some(AhoCorasickKind::DFA))
+                        // The crate's own choice (a contiguous NFA here): on ET Open's
+                        // patterns a full DFA scanned no faster in overlapping mode and took
+                        // 18 MB and 0.17 s more to build.
                         .build(&lowers)
                         .expect("fast patterns are non-empty byte strings"),
                 ),
@@ -141,11 +143,22 @@ impl Prefilter {
             Matcher::Hs(db) => {
                 let scratch = ms.hs.as_ref().expect("scratch made for this engine");
                 let variants = &self.variants;
+                if seen.len() < variants.len() {
+                    seen.resize(variants.len(), false);
+                }
+                touched.clear();
                 // A scan error (none is expected for block mode) leaves fewer candidates.
                 let _ = db.scan(hay, scratch, |id: u32, _from: u64, _to: u64, _flags: u32| {
-                    out.extend_from_slice(&variants[id as usize].rules);
+                    if !seen[id as usize] {
+                        seen[id as usize] = true;
+                        touched.push(id);
+                        out.extend_from_slice(&variants[id as usize].rules);
+                    }
                     hyperscan::Matching::Continue
                 });
+                for &vid in touched.iter() {
+                    seen[vid as usize] = false;
+                }
                 return;
             }
         };
@@ -161,7 +174,7 @@ impl Prefilter {
                 }
                 let v = &self.variants[vid as usize];
                 if let Some(exact) = &v.exact {
-                    if &hay[m.start()..m.end()] != &exact[..] {
+                    if hay[m.start()..m.end()] != exact[..] {
                         continue;
                     }
                 }
@@ -191,8 +204,8 @@ fn hs_build(variants: &[Variant], lowers: &[Vec<u8>], by_pattern: &[Vec<u32>]) -
         .enumerate()
         .map(|(i, v)| {
             let (bytes, flags) = match &v.exact {
-                Some(e) => (&e[..], CompileFlags::SINGLEMATCH),
-                None => (&lowers[lower_of[i]][..], CompileFlags::SINGLEMATCH | CompileFlags::CASELESS),
+                Some(e) => (&e[..], CompileFlags::empty()),
+                None => (&lowers[lower_of[i]][..], CompileFlags::CASELESS),
             };
             let expression: String = bytes.iter().map(|b| format!("\\x{b:02x}")).collect();
             Pattern { expression, flags, id: Some(i), ext: Default::default(), som: None }

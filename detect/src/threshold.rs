@@ -15,7 +15,7 @@ use crate::{Alert, Engine};
 /// One tracked counter.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Counter {
-    /// Start of the current window, µs.
+    /// Start of the current window: whole seconds, or µs for a detection filter.
     first: i64,
     count: u32,
 }
@@ -23,8 +23,13 @@ pub(crate) struct Counter {
 /// Whether the alert passes; `state` is `None` for a key not seen yet (and is then filled
 /// in when the type keeps state).
 pub(crate) fn admit(t: &Thresh, state: &mut Option<Counter>, now: Timestamp) -> bool {
-    let now = now.0;
-    let window = i64::from(t.seconds) * Timestamp::MICROS_PER_SEC;
+    // Suricata compares whole seconds for threshold/limit/both and exact time for
+    // detection_filter.
+    let (now, window) = if t.detection_filter {
+        (now.0, i64::from(t.seconds) * Timestamp::MICROS_PER_SEC)
+    } else {
+        (now.secs(), i64::from(t.seconds))
+    };
     let Some(c) = state else {
         *state = Some(Counter { first: now, count: 1 });
         return if t.detection_filter {
@@ -75,7 +80,8 @@ type Key = (u32, [u8; 16], [u8; 16]);
 /// `global_threshold` is set, in output order.
 #[derive(Debug, Default)]
 pub struct ThresholdTable {
-    counters: HashMap<Key, Counter>,
+    /// Counter and the end of its window in µs (when it may be forgotten).
+    counters: HashMap<Key, (Counter, i64)>,
 }
 
 impl ThresholdTable {
@@ -99,12 +105,21 @@ impl ThresholdTable {
             }
             TrackBy::Flow => return true,
         };
-        let mut state = self.counters.get(&key).copied();
+        let mut state = self.counters.get(&key).map(|c| c.0);
         let ok = admit(&t, &mut state, alert.ts);
         if let Some(s) = state {
-            self.counters.insert(key, s);
+            // A window counted in whole seconds may last up to a second longer.
+            let end = alert.ts.0 + (i64::from(t.seconds) + 1) * Timestamp::MICROS_PER_SEC;
+            self.counters.insert(key, (s, end));
         }
         ok
+    }
+
+    /// Forgets counters whose window has passed at `now` (packet time): a later alert starts
+    /// a new window either way, so this only bounds memory. Call it now and then (say, once
+    /// per batch) from the writer.
+    pub fn expire(&mut self, now: Timestamp) {
+        self.counters.retain(|_, (_, end)| *end > now.0);
     }
 
     pub fn len(&self) -> usize {
@@ -140,6 +155,11 @@ mod tests {
             (t(ThresholdKind::Threshold, 2, 60, true), &[0, 1, 2, 3], &[false, false, true, true]),
             (t(ThresholdKind::Limit, 1, 60, false), &[0, 59, 60], &[true, false, true]),
         ];
+        // Whole seconds: 0.9 s and 60.1 s are 60 seconds apart.
+        let mut s = None;
+        let th = t(ThresholdKind::Limit, 1, 60, false);
+        assert!(admit(&th, &mut s, Timestamp(900_000)));
+        assert!(admit(&th, &mut s, Timestamp(60_100_000)));
         for (i, (th, at, want)) in table.iter().enumerate() {
             assert_eq!(run(*th, at), *want, "case {i}");
         }

@@ -202,12 +202,42 @@ fn pass_and_action_order() {
     ]);
     let (alerts, v) = t.run(&input(&m, b"x", TS));
     assert_eq!(alerts.iter().map(|a| a.sid).collect::<Vec<_>>(), vec![2, 1], "drop before alert");
-    assert!(v.drop && v.drop_flow && !v.pass_flow);
+    assert!(v.drop && !v.drop_flow && !v.pass_flow, "a payload match drops the packet only");
     let (alerts, v) = t.run(&input(&m, b"xp", TS));
     assert!(alerts.is_empty(), "pass discards the packet's alerts");
-    assert!(v.pass_flow && !v.drop);
+    assert!(!v.pass_flow && !v.drop, "a payload pass rule passes the packet only");
     let (alerts, _) = t.run(&input(&m, b"x", TS));
-    assert!(alerts.is_empty(), "the passed flow is not inspected any more");
+    assert_eq!(alerts.len(), 2, "the flow is still inspected");
+
+    // An IP-only pass rule passes the flow: nothing after it is inspected.
+    let mut t = T::new(vec![rule(1).content(b"x").build(), rule(9).src("10.0.0.1").action(Action::Pass).build()]);
+    let (alerts, v) = t.run(&input(&m, b"x", TS));
+    assert!(alerts.is_empty() && v.pass_flow);
+    let (alerts, v) = t.run(&input(&m, b"x", TS));
+    assert!(alerts.is_empty() && v.pass_flow);
+}
+
+#[test]
+fn header_only_drop_drops_the_flow_and_ips_stops_inspecting() {
+    // suricata-verify util-action-12: an IP-only drop before an IP-only pass.
+    let rules = || {
+        vec![
+            rule(1).proto(Proto::Tcp).action(Action::Drop).build(),
+            rule(2).proto(Proto::Tcp).content(b"Hi all").build(),
+            rule(3).proto(Proto::Tcp).action(Action::Pass).build(),
+        ]
+    };
+    let order = [Action::Drop, Action::Pass, Action::Reject, Action::Alert];
+    let mut t = T::with(rules(), &DetectConfig { action_order: order, ips: true, ..DetectConfig::default() });
+    let ts = meta(6, Direction::ToServer, 0);
+    let tc = meta(6, Direction::ToClient, 0);
+    let mut sids = vec![];
+    for (m, d) in [(&ts, TS), (&tc, TC), (&ts, TS)] {
+        let (a, v) = t.run(&input(m, b"Hi all", d));
+        assert!(v.drop && v.drop_flow);
+        sids.extend(a.iter().map(|a| a.sid));
+    }
+    assert_eq!(sids, vec![1]);
 }
 
 #[test]
@@ -308,4 +338,132 @@ fn alerts_carry_packet_fields() {
 fn engine_is_send_sync() {
     fn ok<T: Send + Sync>() {}
     ok::<Engine>();
+}
+
+#[test]
+fn tcp_pkt_tcp_stream_and_absolute_contents() {
+    let rules = vec![
+        rule(1).proto(Proto::TcpPkt).content(b"abc").build(),
+        rule(2).proto(Proto::TcpStream).content(b"abc").build(),
+        // An absolute content makes a stream rule check packets as well (Suricata's
+        // SIG_FLAG_REQUIRE_PACKET): Suricata inspects it on the packet at arrival and on the
+        // stream once acknowledged, so the start of the stream alerts twice (as
+        // suricata-verify's detect-bytetest-02 expects), later packets once.
+        rule(3).proto(Proto::Tcp).content(b"abc").depth(3).build(),
+        rule(4).proto(Proto::Tcp).content(b"abc").build(),
+    ];
+    let mut t = T::new(rules);
+    let m = meta(6, Direction::ToServer, 0);
+    let seg = |payload: &'static [u8], off: u64| {
+        let mut p = input(&m, payload, TS);
+        p.stream = Some(payload);
+        p.stream_offset = off;
+        p
+    };
+    let got = |a: Vec<portcullis_detect::Alert>| a.iter().map(|a| (a.sid, a.from_stream)).collect::<Vec<_>>();
+    assert_eq!(got(t.run(&seg(b"abcx", 0)).0), vec![(1, false), (2, true), (3, false), (3, true), (4, true)]);
+    assert_eq!(got(t.run(&seg(b"abcy", 4)).0), vec![(1, false), (2, true), (3, false), (4, true)]);
+    // A segment taken by the reassembler with nothing new in order: only packet rules.
+    let mut ooo = input(&m, b"abc", TS);
+    ooo.stream = Some(b"");
+    ooo.stream_offset = 100;
+    assert_eq!(got(t.run(&ooo).0), vec![(1, false), (3, false)]);
+}
+
+#[test]
+fn reject_drops_and_noalert_drop_still_drops() {
+    let m = meta(17, Direction::ToServer, 0);
+    let mut t = T::new(vec![rule(1).content(b"x").action(Action::Reject).build()]);
+    let (a, v) = t.run(&input(&m, b"x", TS));
+    assert_eq!((a.len(), v.drop, v.drop_flow), (1, true, false));
+    let mut t = T::new(vec![rule(1).content(b"x").action(Action::Drop).noalert().build()]);
+    let (a, v) = t.run(&input(&m, b"x", None));
+    assert_eq!((a.len(), v.drop, v.drop_flow), (0, true, false));
+}
+
+#[test]
+fn configurable_action_order() {
+    // suricata-verify util-action-06: with `action-order: drop, pass, reject, alert` the drop
+    // rule alerts and the pass rule discards the rest of the packet's alerts.
+    let rules = || {
+        vec![
+            rule(1).content(b"Hi all").build(),
+            rule(2).content(b"Hi all").action(Action::Pass).build(),
+            rule(3).content(b"Hi all").action(Action::Drop).build(),
+        ]
+    };
+    let cfg = DetectConfig { action_order: [Action::Drop, Action::Pass, Action::Reject, Action::Alert], ..DetectConfig::default() };
+    let mut t = T::with(rules(), &cfg);
+    let m = meta(17, Direction::ToServer, 0);
+    let (a, v) = t.run(&input(&m, b"Hi all", None));
+    assert_eq!(a.iter().map(|a| a.sid).collect::<Vec<_>>(), vec![3]);
+    assert!(v.drop);
+    let mut t = T::new(rules());
+    let (a, v) = t.run(&input(&m, b"Hi all", None));
+    assert!(a.is_empty() && !v.drop, "default order: pass first");
+}
+
+#[test]
+fn threshold_table_expires_old_counters() {
+    let mut t = T::new(vec![rule(1).content(b"x").threshold(ThresholdKind::Limit, TrackBy::Dst, 1, 10).build()]);
+    let mut table = ThresholdTable::new();
+    let m = meta(17, Direction::ToServer, 0);
+    let (a, _) = t.run(&input(&m, b"x", TS));
+    assert!(table.admit(&t.engine, &a[0], &m.key.src, &m.key.dst));
+    assert!(!table.admit(&t.engine, &a[0], &m.key.src, &m.key.dst));
+    table.expire(Timestamp(5_000_000));
+    assert_eq!(table.len(), 1);
+    table.expire(Timestamp(20_000_000));
+    assert!(table.is_empty());
+}
+
+#[test]
+fn iponly_index_agrees_with_the_rule_sets() {
+    use portcullis_rules::IpSet;
+    let base = v4("10.0.0.0");
+    let set = |a: u32, b: u32| IpSet { v4: vec![(base + a, base + b)], v6: vec![] };
+    // (src range, dst range) per rule; `None` is any.
+    type Side = Option<(u32, u32)>;
+    let shapes: Vec<(Side, Side)> = vec![
+        (Some((1, 1)), None),
+        (None, Some((2, 2))),
+        (Some((0, 5)), Some((3, 9))),
+        (Some((4, 4)), Some((0, 20))),
+        (Some((2, 7)), None),
+        (None, None),
+        (Some((8, 8)), Some((8, 8))),
+    ];
+    let rules: Vec<_> = shapes
+        .iter()
+        .enumerate()
+        .map(|(i, (s, d))| {
+            let mut r = rule(i as u32 + 1);
+            if let Some((a, b)) = s {
+                r.0.src = set(*a, *b);
+            }
+            if let Some((a, b)) = d {
+                r.0.dst = set(*a, *b);
+            }
+            r.build()
+        })
+        .collect();
+    let (engine, _) = Engine::build(rules, &DetectConfig::default());
+    assert_eq!(engine.stats().iponly, shapes.len());
+    let mut scratch = engine.new_scratch();
+    for s in 0..10u32 {
+        for d in 0..10u32 {
+            let mut m = meta(17, Direction::ToServer, 0);
+            m.key.src[..4].copy_from_slice(&(base + s).to_be_bytes());
+            m.key.dst[..4].copy_from_slice(&(base + d).to_be_bytes());
+            let mut alerts = Vec::new();
+            engine.inspect(&input(&m, b"", None), None, &mut scratch, &mut alerts);
+            let got: Vec<u32> = alerts.iter().map(|a| a.sid).collect();
+            let inr = |r: &Option<(u32, u32)>, x: u32| r.is_none_or(|(a, b)| a <= x && x <= b);
+            let want: Vec<u32> = (0..shapes.len())
+                .filter(|&i| inr(&shapes[i].0, s) && inr(&shapes[i].1, d))
+                .map(|i| i as u32 + 1)
+                .collect();
+            assert_eq!(got, want, "src .{s} dst .{d}");
+        }
+    }
 }

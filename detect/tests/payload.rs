@@ -144,6 +144,12 @@ fn pcre() {
         ("lookbehind", rule(1).pcre("(?<=x)y", "").build(), b"zy xy", true),
         ("lookbehind miss", rule(1).pcre("(?<=x)y", "").build(), b"zy", false),
         ("relative anchored ^", rule(1).content(b"x").pcre("^y", "R").build(), b"xy", true),
+        (
+            "content before a relative pcre is not retried (no within)",
+            rule(1).content(b"a").pcre("^b", "R").build(),
+            b"axab",
+            false,
+        ),
         ("relative anchored ^ miss", rule(1).content(b"x").pcre("^y", "R").build(), b"xzy", false),
         ("A flag", rule(1).pcre("abc", "A").build(), b"abc", true),
         ("A flag miss", rule(1).pcre("abc", "A").build(), b"xabc", false),
@@ -270,4 +276,19 @@ fn byte_keywords() {
             true,
         ),
     ]);
+}
+
+#[test]
+fn recursion_limit_gives_up_like_suricata() {
+    let r = || rule(1).content(b"a").content(b"b").within(1).build();
+    let mut payload = vec![b'a'; 5000];
+    payload.extend_from_slice(b"ab");
+    assert!(!hits(r(), &payload), "3000 retries then give up");
+    let cfg = portcullis_detect::DetectConfig { recursion_limit: 100_000, ..Default::default() };
+    let mut t = T::with(vec![r()], &cfg);
+    let m = meta(17, portcullis_common::Direction::ToServer, 0);
+    assert_eq!(t.sids(&input(&m, &payload, Some(portcullis_common::Direction::ToServer))), vec![1]);
+    let mut short = vec![b'a'; 100];
+    short.extend_from_slice(b"ab");
+    assert!(hits(r(), &short));
 }

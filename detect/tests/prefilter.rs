@@ -56,6 +56,11 @@ fn gen_rule(g: &mut Lcg, sid: u32) -> Rule {
     if g.below(7) == 0 {
         r = r.pcre("[aA][bB]", if g.below(2) == 0 { "" } else { "i" });
     }
+    match g.below(4) {
+        0 => r = r.flow(|f| f.to_server = true),
+        1 => r = r.flow(|f| f.to_client = true),
+        _ => {}
+    }
     r.build()
 }
 
@@ -65,16 +70,21 @@ fn prefilter_equals_brute_force() {
     let rules: Vec<Rule> = (1..=300).map(|sid| gen_rule(&mut g, sid)).collect();
     let mut fast = T::with(rules.clone(), &DetectConfig::default());
     let mut brute = T::with(rules, &DetectConfig { prefilter: PrefilterKind::None, ..DetectConfig::default() });
-    assert!(fast.engine.stats().patterns[0] > 50, "most rules have a fast pattern");
+    assert!(fast.engine.stats().patterns[0][0] > 50, "most rules have a fast pattern");
     let mut total = 0;
     let mut off = 0u64;
     for i in 0..400 {
         let len = g.below(40) as usize;
         let payload = g.word(len);
         let proto = if i % 2 == 0 { 6 } else { 17 };
-        let m = meta(proto, Direction::ToServer, i);
-        let mut p = input(&m, &payload, Some(Direction::ToServer));
-        if proto == 6 && i % 4 == 0 {
+        let dir = match i % 3 {
+            0 => Some(Direction::ToServer),
+            1 => Some(Direction::ToClient),
+            _ => None,
+        };
+        let m = meta(proto, dir.unwrap_or(Direction::ToServer), i);
+        let mut p = input(&m, &payload, dir);
+        if proto == 6 && i % 4 == 0 && dir.is_some() {
             p.stream = Some(&payload);
             p.stream_offset = off;
             off += payload.len() as u64;
@@ -87,4 +97,36 @@ fn prefilter_equals_brute_force() {
         total += a.len();
     }
     assert!(total > 200, "the comparison must exercise matches, got {total}");
+}
+
+/// Binary payloads of packet size with single-byte and short patterns anywhere, the case
+/// where Vectorscan's `SINGLEMATCH` mode loses literals near the end of the buffer.
+#[test]
+fn prefilter_equals_brute_force_on_binary_payloads() {
+    let mut g = Lcg(11);
+    let rules: Vec<Rule> = (0..=255u32)
+        .step_by(3)
+        .map(|b| rule(b + 1).proto(Proto::Tcp).content(&[b as u8]).build())
+        .chain((0..60).map(|i| {
+            let w: Vec<u8> = (0..2 + i % 3).map(|_| g.below(256) as u8).collect();
+            rule(1000 + i as u32).proto(Proto::Tcp).content(&w).build()
+        }))
+        .collect();
+    let cfg = DetectConfig { packet_alert_max: usize::MAX, ..DetectConfig::default() };
+    let mut fast = T::with(rules.clone(), &cfg);
+    let mut brute = T::with(rules, &DetectConfig { prefilter: PrefilterKind::None, ..cfg });
+    for i in 0..300 {
+        let len = 1 + g.below(1500) as usize;
+        let payload: Vec<u8> = (0..len).map(|_| g.below(256) as u8).collect();
+        let m = meta(6, Direction::ToServer, i);
+        let p = input(&m, &payload, Some(Direction::ToServer));
+        let key = |v: Vec<portcullis_detect::Alert>| {
+            let mut s: Vec<u32> = v.iter().map(|a| a.sid).collect();
+            s.sort_unstable();
+            s
+        };
+        let (a, _) = fast.run(&p);
+        let (b, _) = brute.run(&p);
+        assert_eq!(key(a), key(b), "payload {i} of {len} bytes");
+    }
 }
