@@ -141,7 +141,8 @@ fn features(a: FeaturesArgs) -> anyhow::Result<ExitCode> {
 
 fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let cfg = load_config(a.config.as_ref())?;
-    let rule_files = rule_files(&cfg, &a.rules);
+    // The config's `rule-files`, then each `--rules` in order.
+    let rule_files: Vec<PathBuf> = cfg.rule_paths().into_iter().chain(a.rules.iter().cloned()).collect();
     let engine = if rule_files.is_empty() { None } else { Some(Arc::new(load_engine(&cfg, &rule_files, a.quiet)?)) };
     let threads = a
         .threads
@@ -179,15 +180,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
 /// Loads the rule files and compiles them. Rules that do not load or compile are counted
 /// (and the most common reasons named) on stderr; they never stop the replay.
 fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<Detect> {
-    let mut vars = portcullis_rules::Vars::default();
-    vars.address_groups.extend(cfg.vars.address_groups.iter().map(|(k, v)| (k.clone(), v.clone())));
-    vars.port_groups.extend(cfg.vars.port_groups.iter().map(|(k, v)| (k.clone(), v.clone())));
-    // As Suricata's own layout: classification.config and reference.config beside the rules
-    // unless the config names them.
-    let beside = |name: &str| files.first().and_then(|f| f.parent()).map(|d| d.join(name)).filter(|p| p.is_file());
-    let classification = cfg.classification_file.clone().or_else(|| beside("classification.config"));
-    let reference = cfg.reference_config_file.clone().or_else(|| beside("reference.config"));
-    let report = portcullis_rules::RuleSet::load(files, &vars, classification.as_deref(), reference.as_deref()).context("cannot load rules")?;
+    let (report, _) = rules_cmd::load(cfg, files, None, None).context("cannot load rules")?;
     for e in &report.errors {
         eprintln!("warning: {e}");
     }
@@ -201,17 +194,6 @@ fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<D
         eprintln!("rules: {} loaded from {nfiles} file(s), {nskipped} skipped{why}, {} not compiled", engine.len(), warnings.len());
     }
     Ok(Detect::new(engine))
-}
-
-/// The rule files a replay loads: the config's `rule-files` (relative ones under its
-/// `default-rule-path`), then each `--rules` in order.
-fn rule_files(cfg: &Config, extra: &[PathBuf]) -> Vec<PathBuf> {
-    let base = cfg.default_rule_path.as_deref();
-    let from_cfg = cfg.rule_files.iter().map(|f| match base {
-        Some(b) if f.is_relative() => b.join(f),
-        _ => f.clone(),
-    });
-    from_cfg.chain(extra.iter().cloned()).collect()
 }
 
 fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {

@@ -53,6 +53,18 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Loads rule files with the config's variables. `classification.config` and
+/// `reference.config` come from the arguments, else the config, else (Suricata's own layout)
+/// beside the first rule file.
+/// Returns the report and the classification file used.
+pub(crate) fn load(cfg: &Config, files: &[PathBuf], classification: Option<&Path>, reference: Option<&Path>) -> anyhow::Result<(LoadReport, Option<PathBuf>)> {
+    let beside = |name: &str| files.first().and_then(|f| f.parent()).map(|d| d.join(name)).filter(|p| p.is_file());
+    let classification = classification.map(Path::to_path_buf).or_else(|| cfg.classification_file.clone()).or_else(|| beside("classification.config"));
+    let reference = reference.map(Path::to_path_buf).or_else(|| cfg.reference_config_file.clone()).or_else(|| beside("reference.config"));
+    let report = RuleSet::load(files, &cfg.rule_vars(), classification.as_deref(), reference.as_deref())?;
+    Ok((report, classification))
+}
+
 fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     let cfg = match &a.config {
         Some(p) => Config::load(p)?,
@@ -62,10 +74,7 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no rule files: give FILE arguments or set rule-files in the config");
     }
-    let beside = |name: &str| files[0].parent().map(|d| d.join(name)).filter(|p| p.is_file());
-    let classification = a.classification.clone().or_else(|| cfg.classification_file.clone()).or_else(|| beside("classification.config"));
-    let reference = a.reference.clone().or_else(|| cfg.reference_config_file.clone()).or_else(|| beside("reference.config"));
-    let report = RuleSet::load(&files, &cfg.rule_vars(), classification.as_deref(), reference.as_deref())?;
+    let (report, classification) = load(&cfg, &files, a.classification.as_deref(), a.reference.as_deref())?;
 
     if let Some(out) = &a.emit_loaded {
         emit(out, &report).with_context(|| format!("{}: cannot write", out.display()))?;
