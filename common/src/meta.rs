@@ -38,8 +38,9 @@ pub enum Direction {
 /// What the later stages need to know about one decoded packet: a small `Copy` struct built
 /// once by the decoder from a checked view of the frame.
 ///
-/// It does not borrow the frame: `payload_offset`/`payload_len` locate the transport payload
-/// within the frame for stages that inspect bytes.
+/// It does not borrow the frame: `ip_offset`, `l4_offset`, `payload_offset` and `payload_len`
+/// locate the IP packet, its transport header and its payload within the packet's bytes, which
+/// travel beside it (see [`PacketMeta::l3_range`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PacketMeta {
     pub ts: Timestamp,
@@ -61,6 +62,21 @@ pub struct PacketMeta {
     pub icmp_code: u8,
     /// The IP header's TTL or hop limit.
     pub ttl: u8,
+    /// IPv4 type of service, or the IPv6 traffic class.
+    pub tos: u8,
+    /// IPv4 identification (the `id` keyword); 0 for IPv6.
+    pub ip_id: u16,
+    /// ICMP echo, timestamp, information and address-mask messages' identifier and sequence
+    /// number (ICMPv6 echo too); 0 for every other message, as Suricata reads them.
+    pub icmp_id: u16,
+    pub icmp_seq: u16,
+    /// Where the packet's IP header (the innermost, for a tunnelled packet) starts in the
+    /// packet's bytes: the frame, or for a reassembled datagram the decoder's datagram buffer.
+    /// The bytes from here to the end of the payload are what workers receive.
+    pub ip_offset: u32,
+    /// Where the transport header starts, in the same bytes.
+    pub l4_offset: u32,
+    /// Where the transport payload starts, in the same bytes.
     pub payload_offset: u32,
     pub payload_len: u32,
     /// Bytes of the transport header: the TCP data offset times four (options included),
@@ -74,6 +90,23 @@ pub struct PacketMeta {
 }
 
 impl PacketMeta {
+    /// The part of the packet's bytes that workers receive: the IP header to the end of the
+    /// transport payload.
+    pub fn l3_range(&self) -> std::ops::Range<usize> {
+        self.ip_offset as usize..(self.payload_offset + self.payload_len) as usize
+    }
+
+    /// The transport payload within the bytes of [`PacketMeta::l3_range`].
+    pub fn payload_in_l3<'a>(&self, l3: &'a [u8]) -> &'a [u8] {
+        let start = self.payload_offset.saturating_sub(self.ip_offset) as usize;
+        l3.get(start..start + self.payload_len as usize).unwrap_or(&[])
+    }
+
+    /// The transport header and payload within the bytes of [`PacketMeta::l3_range`].
+    pub fn l4_in_l3<'a>(&self, l3: &'a [u8]) -> &'a [u8] {
+        l3.get(self.l4_offset.saturating_sub(self.ip_offset) as usize..).unwrap_or(&[])
+    }
+
     /// A zeroed packet of the given key, for tests and builders.
     pub fn new(ts: Timestamp, key: FlowKey, len: u32) -> Self {
         PacketMeta {
@@ -89,6 +122,12 @@ impl PacketMeta {
             icmp_type: 0,
             icmp_code: 0,
             ttl: 64,
+            tos: 0,
+            ip_id: 0,
+            icmp_id: 0,
+            icmp_seq: 0,
+            ip_offset: 0,
+            l4_offset: 0,
             payload_offset: 0,
             payload_len: 0,
             l4_header_len: 0,

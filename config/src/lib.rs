@@ -85,6 +85,8 @@ impl Default for EveLog {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventType {
+    Alert,
+    Drop,
     Flow,
     Stats,
 }
@@ -114,7 +116,7 @@ fn default_eve() -> PathBuf {
     PathBuf::from("eve.json")
 }
 fn default_types() -> Vec<EventType> {
-    vec![EventType::Flow, EventType::Stats]
+    vec![EventType::Alert, EventType::Drop, EventType::Flow, EventType::Stats]
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -117,6 +117,9 @@ impl DecodeStats {
 #[derive(Debug)]
 pub struct Decoder {
     defrag: Defrag,
+    /// The last reassembled datagram (IP header and payload): the bytes a packet marked
+    /// `reassembled` indexes, valid until the next call to `decode`.
+    datagram: Vec<u8>,
     pub stats: DecodeStats,
 }
 
@@ -128,7 +131,18 @@ impl Default for Decoder {
 
 impl Decoder {
     pub fn new(cfg: DecoderConfig) -> Self {
-        Decoder { defrag: Defrag::new(cfg.defrag), stats: DecodeStats::default() }
+        Decoder { defrag: Defrag::new(cfg.defrag), datagram: Vec::new(), stats: DecodeStats::default() }
+    }
+
+    /// The bytes a packet's offsets (`ip_offset`, `l4_offset`, `payload_offset`) index: the
+    /// frame it was decoded from, or for a datagram reassembled from fragments the decoder's
+    /// copy of it. Valid until the next call to [`Decoder::decode`].
+    pub fn packet_bytes<'a>(&'a self, meta: &PacketMeta, frame: &'a [u8]) -> &'a [u8] {
+        if meta.reassembled {
+            &self.datagram
+        } else {
+            frame
+        }
     }
 
     /// Decodes one frame. `pcap_cnt` is its 1-based index in the capture.
@@ -216,16 +230,19 @@ impl Decoder {
             2 => self.stats.vlan_qinq += 1,
             _ => return self.invalid(Anomaly::VlanTooManyLayers),
         }
-        let (family, src, dst, payload, ttl) = match &s.net {
+        let base = frame.data.as_ptr() as usize;
+        let (family, src, dst, payload, ip) = match &s.net {
             Some(NetSlice::Ipv4(ip)) => {
                 self.stats.ipv4 += 1;
                 let h = ip.header();
-                (IpFamily::V4, h.source_addr().into(), h.destination_addr().into(), ip.payload(), h.ttl())
+                let f = IpFields { ttl: h.ttl(), tos: h.slice()[1], id: h.identification(), offset: (h.slice().as_ptr() as usize - base) as u32 };
+                (IpFamily::V4, h.source_addr().into(), h.destination_addr().into(), ip.payload(), f)
             }
             Some(NetSlice::Ipv6(ip)) => {
                 self.stats.ipv6 += 1;
                 let h = ip.header();
-                (IpFamily::V6, h.source_addr().into(), h.destination_addr().into(), ip.payload(), h.hop_limit())
+                let f = IpFields { ttl: h.hop_limit(), tos: h.traffic_class(), id: 0, offset: (h.slice().as_ptr() as usize - base) as u32 };
+                (IpFamily::V6, h.source_addr().into(), h.destination_addr().into(), ip.payload(), f)
             }
             Some(NetSlice::Arp(_)) => {
                 self.stats.arp += 1;
@@ -251,8 +268,10 @@ impl Decoder {
         let len = outer.map_or(frame.data.len() as u32, |o| o.len);
         let mut meta = PacketMeta::new(frame.ts, key, len);
         meta.pcap_cnt = pcap_cnt;
-        meta.ttl = ttl;
-        let base = frame.data.as_ptr() as usize;
+        meta.ttl = ip.ttl;
+        meta.tos = ip.tos;
+        meta.ip_id = ip.id;
+        meta.ip_offset = ip.offset;
 
         if !payload.fragmented && depth < MAX_TUNNEL_DEPTH {
             if let Some(inner) = self.tunnel(family, proto, payload.payload, frame, pcap_cnt, depth) {
@@ -260,6 +279,7 @@ impl Decoder {
                     // 6in4: the outer packet is a flow of its own (proto 41, no ports) and the
                     // inner IPv6 packet is decoded as well, as Suricata does.
                     meta.payload_offset = (payload.payload.as_ptr() as usize - base) as u32;
+                    meta.l4_offset = meta.payload_offset;
                     meta.payload_len = payload.payload.len() as u32;
                     return match inner {
                         Decoded::Packet(i) => Decoded::Tunneled { outer: meta, inner: i },
@@ -274,11 +294,18 @@ impl Decoder {
             return match self.defrag.add(s, frame, &mut self.stats) {
                 FragOutcome::Held => Decoded::NoFlow,
                 FragOutcome::Invalid(a) => self.invalid(a),
-                FragOutcome::Complete { payload, header_len } => {
-                    meta.len = (header_len + payload.len()) as u32;
+                FragOutcome::Complete { datagram, ip_header_len, link_len } => {
+                    // The datagram's bytes are the first fragment's IP header and the
+                    // reassembled payload; the packet's offsets point into it, and it stays
+                    // with the decoder until the next frame (see `packet_bytes`).
+                    meta.len = (link_len + datagram.len()) as u32;
                     meta.reassembled = true;
-                    let r = self.transport_from_bytes(&mut meta, &payload, header_len);
-                    self.defrag.recycle(payload);
+                    meta.ip_offset = 0;
+                    let old = std::mem::replace(&mut self.datagram, datagram);
+                    self.defrag.recycle(old);
+                    let dg = std::mem::take(&mut self.datagram);
+                    let r = self.transport_from_bytes(&mut meta, &dg[ip_header_len..], ip_header_len);
+                    self.datagram = dg;
                     r
                 }
             };
@@ -288,6 +315,7 @@ impl Decoder {
             Some(TransportSlice::Tcp(t)) => {
                 self.stats.tcp += 1;
                 tcp_fields(&mut meta, t);
+                meta.l4_offset = (t.slice().as_ptr() as usize - base) as u32;
                 meta.payload_offset = (t.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = t.payload().len() as u32;
             }
@@ -296,6 +324,7 @@ impl Decoder {
                 meta.key.sport = u.source_port();
                 meta.key.dport = u.destination_port();
                 meta.l4_header_len = 8;
+                meta.l4_offset = (u.slice().as_ptr() as usize - base) as u32;
                 meta.payload_offset = (u.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = u.payload().len() as u32;
             }
@@ -303,6 +332,8 @@ impl Decoder {
                 self.stats.icmpv4 += 1;
                 meta.icmp_type = i.type_u8();
                 meta.icmp_code = i.code_u8();
+                icmp_id_seq(&mut meta, i.slice());
+                meta.l4_offset = (i.slice().as_ptr() as usize - base) as u32;
                 meta.payload_offset = (i.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = i.payload().len() as u32;
                 icmp_key(&mut meta, i.payload());
@@ -311,6 +342,8 @@ impl Decoder {
                 self.stats.icmpv6 += 1;
                 meta.icmp_type = i.type_u8();
                 meta.icmp_code = i.code_u8();
+                icmp_id_seq(&mut meta, i.slice());
+                meta.l4_offset = (i.slice().as_ptr() as usize - base) as u32;
                 meta.payload_offset = (i.payload().as_ptr() as usize - base) as u32;
                 meta.payload_len = i.payload().len() as u32;
                 icmp_key(&mut meta, &[]);
@@ -334,6 +367,7 @@ impl Decoder {
                     _ => return Decoded::NoFlow,
                 }
                 meta.payload_offset = (p.as_ptr() as usize - base) as u32;
+                meta.l4_offset = meta.payload_offset;
                 meta.payload_len = p.len() as u32;
             }
         }
@@ -390,6 +424,7 @@ impl Decoder {
 
     /// Fills the transport fields of a reassembled datagram from its payload bytes.
     fn transport_from_bytes(&mut self, meta: &mut PacketMeta, p: &[u8], header_len: usize) -> Decoded {
+        meta.l4_offset = header_len as u32;
         meta.payload_offset = header_len as u32;
         meta.payload_len = p.len() as u32;
         match meta.key.proto {
@@ -423,6 +458,11 @@ impl Decoder {
                 }
                 meta.icmp_type = p[0];
                 meta.icmp_code = p[1];
+                icmp_id_seq(meta, p);
+                // As for an unfragmented message, the payload follows the 8-byte header.
+                let h = p.len().min(8);
+                meta.payload_offset += h as u32;
+                meta.payload_len -= h as u32;
                 icmp_key(meta, p.get(8..).unwrap_or(&[]));
             }
             ipproto::SCTP if p.len() >= 12 => {
@@ -443,6 +483,27 @@ impl Decoder {
 
 const ICMP_DEST_UNREACH: u8 = 3;
 const MAX_TUNNEL_DEPTH: u8 = 3;
+
+/// The IP header fields a packet's meta carries, read once from whichever header it has.
+#[derive(Clone, Copy, Debug)]
+struct IpFields {
+    ttl: u8,
+    tos: u8,
+    id: u16,
+    /// Where the header starts in the frame.
+    offset: u32,
+}
+
+/// Reads the identifier and sequence number of the ICMP messages that have them (echo,
+/// timestamp, information and address mask; ICMPv6 echo), as Suricata does for `icmp_id`,
+/// `icmp_seq` and its drop log; other messages leave both 0.
+fn icmp_id_seq(meta: &mut PacketMeta, icmp: &[u8]) {
+    let has = if meta.key.proto == ipproto::ICMPV6 { matches!(meta.icmp_type, 128 | 129) } else { matches!(meta.icmp_type, 0 | 8 | 13..=18) };
+    if has && icmp.len() >= 8 {
+        meta.icmp_id = u16::from_be_bytes([icmp[4], icmp[5]]);
+        meta.icmp_seq = u16::from_be_bytes([icmp[6], icmp[7]]);
+    }
+}
 
 /// What a tunnelled packet inherits from the packet that carried it.
 #[derive(Clone, Copy, Debug)]
@@ -595,6 +656,22 @@ mod tests {
         assert_eq!(m.len as usize, pkt.len());
         assert_eq!(&pkt[m.payload_offset as usize..][..m.payload_len as usize], b"hello");
         assert_eq!((d.stats.ipv4, d.stats.tcp), (1, 1));
+    }
+
+    #[test]
+    fn header_fields_and_byte_offsets() {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4([10, 0, 0, 2], [10, 0, 0, 1], 64).icmpv4_echo_request(0x1234, 7);
+        let mut pkt = Vec::new();
+        b.write(&mut pkt, b"ping").unwrap();
+        pkt[14 + 1] = 0x10; // TOS
+        pkt[14 + 4..14 + 6].copy_from_slice(&0xbeefu16.to_be_bytes());
+        let mut d = Decoder::default();
+        let Decoded::Packet(m) = d.decode(&frame(&pkt), 1) else { panic!() };
+        assert_eq!((m.icmp_id, m.icmp_seq, m.ip_id, m.tos), (0x1234, 7, 0xbeef, 0x10));
+        let l3 = &d.packet_bytes(&m, &pkt)[m.l3_range()];
+        assert_eq!(l3, &pkt[14..]);
+        assert_eq!(m.l4_in_l3(l3)[0], 8, "the ICMP header starts the transport bytes");
+        assert_eq!(m.payload_in_l3(l3), b"ping");
     }
 
     #[test]

@@ -46,12 +46,17 @@ struct Tracker {
     /// Bytes before the IP payload in the first fragment's frame (link + IP header), which
     /// the reassembled packet is counted with.
     header_len: usize,
+    /// The first fragment's IP header (with IPv6 extension headers): the reassembled
+    /// datagram starts with it.
+    ip_header: Vec<u8>,
 }
 
 pub(crate) enum FragOutcome {
     Held,
     Invalid(Anomaly),
-    Complete { payload: Vec<u8>, header_len: usize },
+    /// The whole datagram: the first fragment's IP header, patched to describe the
+    /// reassembled packet, then the payload.
+    Complete { datagram: Vec<u8>, ip_header_len: usize, link_len: usize },
 }
 
 #[derive(Debug)]
@@ -99,7 +104,8 @@ impl Defrag {
             let ids = s.vlan_ids();
             [ids.first().map_or(0, |v| v.value()), ids.get(1).map_or(0, |v| v.value())]
         };
-        let (id, offset, more, payload, proto) = match &s.net {
+        let base = frame.data.as_ptr() as usize;
+        let (id, offset, more, payload, proto, ip_start) = match &s.net {
             Some(NetSlice::Ipv4(ip)) => {
                 stats.defrag_ipv4_fragments += 1;
                 let h = ip.header();
@@ -111,7 +117,8 @@ impl Defrag {
                     v6: false,
                     vlan,
                 };
-                (id, h.fragments_offset(), h.more_fragments(), ip.payload().payload, ip.payload().ip_number)
+                let start = h.slice().as_ptr() as usize - base;
+                (id, h.fragments_offset(), h.more_fragments(), ip.payload().payload, ip.payload().ip_number, start)
             }
             Some(NetSlice::Ipv6(ip)) => {
                 stats.defrag_ipv6_fragments += 1;
@@ -130,7 +137,8 @@ impl Defrag {
                     v6: true,
                     vlan,
                 };
-                (id, frag.fragment_offset, frag.more_fragments, ip.payload().payload, ip.payload().ip_number)
+                let start = h.slice().as_ptr() as usize - base;
+                (id, frag.fragment_offset, frag.more_fragments, ip.payload().payload, ip.payload().ip_number, start)
             }
             _ => return FragOutcome::Held,
         };
@@ -139,7 +147,7 @@ impl Defrag {
         } else {
             (Anomaly::Ipv4FragPktTooLarge, Anomaly::Ipv4FragIgnored)
         };
-        let header_len = payload.as_ptr() as usize - frame.data.as_ptr() as usize;
+        let header_len = payload.as_ptr() as usize - base;
         if !self.active.contains_key(&id) && self.active.len() >= self.cfg.max_trackers {
             stats.defrag_max_trackers_reached += 1;
             return FragOutcome::Invalid(ignored);
@@ -149,10 +157,13 @@ impl Defrag {
             buf: IpDefragBuf::new(proto, spare, Vec::new()),
             last: frame.ts,
             header_len,
+            ip_header: Vec::new(),
         });
         t.last = frame.ts;
         if offset.value() == 0 {
             t.header_len = header_len;
+            t.ip_header.clear();
+            t.ip_header.extend_from_slice(&frame.data[ip_start..header_len]);
         }
         if t.buf.add(offset, more, payload).is_err() {
             if let Some(t) = self.active.remove(&id) {
@@ -169,7 +180,33 @@ impl Defrag {
         } else {
             stats.defrag_ipv4_reassembled += 1;
         }
-        FragOutcome::Complete { payload: t.buf.take_bufs().0, header_len: t.header_len }
+        let payload = t.buf.take_bufs().0;
+        let mut datagram = self.spare.pop().unwrap_or_default();
+        datagram.clear();
+        datagram.extend_from_slice(&t.ip_header);
+        let ip_header_len = datagram.len();
+        datagram.extend_from_slice(&payload);
+        self.recycle(payload);
+        patch_header(&mut datagram, id.v6);
+        FragOutcome::Complete { datagram, ip_header_len, link_len: t.header_len - ip_header_len }
+    }
+}
+
+/// Makes the first fragment's header describe the whole datagram, as Suricata's rebuilt
+/// packet does: the length covers it all and, for IPv4, the fragment offset and
+/// more-fragments flag are cleared (the checksum is left as it was). An IPv6 datagram keeps
+/// its fragment extension header.
+fn patch_header(d: &mut [u8], v6: bool) {
+    if v6 {
+        if d.len() >= 40 {
+            let plen = u16::try_from(d.len() - 40).unwrap_or(u16::MAX);
+            d[4..6].copy_from_slice(&plen.to_be_bytes());
+        }
+    } else if d.len() >= 20 {
+        let total = u16::try_from(d.len()).unwrap_or(u16::MAX);
+        d[2..4].copy_from_slice(&total.to_be_bytes());
+        d[6] &= 0x40;
+        d[7] = 0;
     }
 }
 
@@ -216,6 +253,14 @@ mod tests {
         assert_eq!((m.key.sport, m.key.dport), (12345, 53));
         assert!(m.reassembled);
         assert_eq!(m.len, 14 + 20 + 24);
+        assert_eq!(m.ip_id, 7);
+        // The datagram's bytes: the first fragment's header, now whole, then the UDP datagram.
+        let l3 = &d.packet_bytes(&m, &first)[m.l3_range()];
+        assert_eq!(l3.len(), 20 + 24);
+        assert_eq!(u16::from_be_bytes([l3[2], l3[3]]), 44);
+        assert_eq!(&l3[6..8], &[0, 0], "no more fragments, offset 0");
+        assert_eq!(m.l4_in_l3(l3), &udp[..]);
+        assert_eq!(m.payload_in_l3(l3), b"0123456789abcdef");
         assert_eq!(d.stats.defrag_ipv4_reassembled, 1);
     }
 

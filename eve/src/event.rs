@@ -5,7 +5,7 @@ use portcullis_flowtable::{FlowRecord, FlowStats};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::borrow::Cow;
-use std::net::IpAddr;
+use crate::packet::EveIp;
 
 /// A timestamp as EVE writes it: `2024-04-19T13:05:01.123456+0000`, always UTC.
 pub fn format_timestamp(t: Timestamp) -> String {
@@ -57,7 +57,7 @@ pub fn proto_name(p: u8) -> Cow<'static, str> {
     })
 }
 
-fn has_ports(proto: u8) -> bool {
+pub(crate) fn has_ports(proto: u8) -> bool {
     matches!(proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP)
 }
 
@@ -69,10 +69,10 @@ pub struct FlowEvent {
     event_type: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     vlan: Vec<u16>,
-    src_ip: IpAddr,
+    src_ip: EveIp,
     #[serde(skip_serializing_if = "Option::is_none")]
     src_port: Option<u16>,
-    dest_ip: IpAddr,
+    dest_ip: EveIp,
     #[serde(skip_serializing_if = "Option::is_none")]
     dest_port: Option<u16>,
     proto: Cow<'static, str>,
@@ -164,9 +164,9 @@ pub fn flow_event(r: &FlowRecord) -> FlowEvent {
         flow_id: r.flow_id,
         event_type: "flow",
         vlan: k.vlan.iter().copied().take_while(|&v| v != 0).collect(),
-        src_ip: k.src_ip(),
+        src_ip: EveIp(k.src_ip()),
         src_port: ports.then_some(k.sport),
-        dest_ip: k.dst_ip(),
+        dest_ip: EveIp(k.dst_ip()),
         dest_port: ports.then_some(k.dport),
         proto: proto_name(k.proto),
         icmp_type: icmp.map(|i| i.0),
@@ -198,6 +198,32 @@ pub struct Stats {
     pub flow: FlowStats,
     /// Capture-level failures: unreadable, truncated or corrupt files.
     pub capture_errors: u64,
+    /// Present when rules are loaded (Suricata omits `stats.detect` without detection).
+    pub detect: Option<DetectStats>,
+    /// Present in (simulated) IPS mode only, as Suricata's `stats.ips`.
+    pub ips: Option<IpsStats>,
+}
+
+/// `stats.detect`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DetectStats {
+    /// Alerts written.
+    pub alert: u64,
+    /// Alerts a threshold kept from being written.
+    pub alerts_suppressed: u64,
+}
+
+/// `stats.ips`: what happened to every packet read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpsStats {
+    pub accepted: u64,
+    pub blocked: u64,
+    pub rejected: u64,
+    pub replaced: u64,
+    /// `drop_reason.rules`: packets a drop or reject rule matched.
+    pub drop_rules: u64,
+    /// `drop_reason.flow_drop`: later packets of dropped flows.
+    pub drop_flow: u64,
 }
 
 /// The EVE `stats` event (Suricata's layout: `stats.decoder`, `stats.flow`, `stats.defrag`).
@@ -213,7 +239,7 @@ pub fn stats_event(at: Timestamp, s: &Stats) -> Value {
         }
     }
     let f = &s.flow;
-    json!({
+    let mut ev = json!({
         "timestamp": format_timestamp(at),
         "event_type": "stats",
         "stats": {
@@ -265,16 +291,35 @@ pub fn stats_event(at: Timestamp, s: &Stats) -> Value {
                 "mgr": { "flows_timeout": f.timeouts },
             },
         }
-    })
+    });
+    if let Some(Value::Object(stats)) = ev.get_mut("stats") {
+        if let Some(i) = &s.ips {
+            // Suricata puts `ips` right after `uptime`; the order is cosmetic, the names are not.
+            stats.insert(
+                "ips".into(),
+                json!({
+                    "accepted": i.accepted,
+                    "blocked": i.blocked,
+                    "rejected": i.rejected,
+                    "replaced": i.replaced,
+                    "drop_reason": { "rules": i.drop_rules, "flow_drop": i.drop_flow },
+                }),
+            );
+        }
+        if let Some(d) = &s.detect {
+            stats.insert("detect".into(), json!({ "alert": d.alert, "alert_queue_overflow": 0, "alerts_suppressed": d.alerts_suppressed }));
+        }
+    }
+    ev
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use portcullis_common::{FlowKey, PacketMeta, TcpFlags};
     use portcullis_flowtable::{FlowConfig, FlowTable};
 
-    fn schema() -> Option<jsonschema::Validator> {
+    pub(crate) fn schema() -> Option<jsonschema::Validator> {
         let path = portcullis_common::shared_data_dir().join("suricata-verify/etc/eve-schema.json");
         let Ok(text) = std::fs::read_to_string(&path) else {
             eprintln!("skipping schema validation: {} not found (set PORTCULLIS_DATA)", path.display());
@@ -326,7 +371,7 @@ mod tests {
     #[test]
     fn events_validate_against_the_eve_schema() {
         let Some(v) = schema() else { return };
-        let mut s = Stats::default();
+        let mut s = Stats { detect: Some(DetectStats { alert: 2, alerts_suppressed: 1 }), ips: Some(IpsStats { accepted: 2, blocked: 1, drop_rules: 1, ..Default::default() }), ..Default::default() };
         s.decoder.pkts = 3;
         s.decoder.events[Anomaly::Ipv4TruncPkt as usize] = 1;
         let mut events: Vec<Value> = records().iter().map(|r| serde_json::to_value(flow_event(r)).unwrap()).collect();

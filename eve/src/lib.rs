@@ -1,13 +1,17 @@
 //! EVE JSON output, the event format Suricata writes and that Elastic, Wazuh, Kibana and jq
 //! already read. This crate owns the one writer every event type goes through
 //! ([`EveWriter`]: one JSON object per line, to a file or stdout) and the serialisation of each
-//! event type with Suricata's field names: `flow` events from
-//! [`FlowRecord`](portcullis_flowtable::FlowRecord)s and `stats` events from [`Stats`]. Output
+//! event type with Suricata's field names and order: `flow` events from
+//! [`FlowRecord`](portcullis_flowtable::FlowRecord)s, `alert` and `drop` events from a
+//! [`PacketInfo`] (with the rule's [`AlertRule`] or the packet's [`DropInfo`]), and `stats`
+//! events from [`Stats`]. Addresses are written as Suricata writes them ([`EveIp`]). Output
 //! validates against Suricata's EVE schema (`etc/eve-schema.json` of suricata-verify), which a
 //! test checks. It formats and writes; it decides nothing about what to log.
 
 mod event;
+mod packet;
 mod writer;
 
-pub use event::{flow_event, format_timestamp, proto_name, stats_event, FlowEvent, Stats};
+pub use event::{flow_event, format_timestamp, proto_name, stats_event, DetectStats, FlowEvent, IpsStats, Stats};
+pub use packet::{alert_event, drop_event, AlertEvent, AlertRule, DropEvent, DropInfo, DropReason, EveIp, PacketInfo};
 pub use writer::{EveError, EveWriter};

@@ -51,6 +51,14 @@ impl EveWriter {
         Ok(())
     }
 
+    /// Writes one event already serialised as JSON (without its newline).
+    pub fn write_raw(&mut self, json: &[u8]) -> Result<(), EveError> {
+        self.out.write_all(json)?;
+        self.out.write_all(b"\n")?;
+        self.events += 1;
+        Ok(())
+    }
+
     pub fn events(&self) -> u64 {
         self.events
     }

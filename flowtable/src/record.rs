@@ -55,6 +55,9 @@ impl EndReason {
 pub struct FlowRecord {
     /// Oriented initiator → responder (EVE's `src_*` → `dest_*`).
     pub key: FlowKey,
+    /// The table slot the flow occupied ([`Update::slot`](crate::Update::slot)), free again
+    /// now: per-flow state kept beside the table under it ends with this record.
+    pub slot: u32,
     pub flow_id: u64,
     pub start: Timestamp,
     pub end: Timestamp,

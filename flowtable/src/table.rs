@@ -66,11 +66,30 @@ impl FlowStats {
 /// What [`FlowTable::update`] did with a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Update {
-    /// The slot of the packet's flow, stable until the flow ends.
+    /// The slot of the packet's flow, stable until the flow ends (its [`FlowRecord::slot`]);
+    /// per-flow state kept beside the table is indexed by it.
     pub slot: u32,
+    pub flow_id: u64,
     pub dir: Direction,
     /// The packet opened a new flow.
     pub new_flow: bool,
+    /// Suricata's `flow:established` for this packet: for TCP, the three-way handshake had
+    /// completed before this packet (the session is `established` or later); for other
+    /// protocols, both directions have been seen, this packet included.
+    pub established: bool,
+}
+
+/// A flow's counters as of its latest packet: what an alert's `flow` object reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowSnapshot {
+    /// The initiator → responder key (EVE's flow `src_*` → `dest_*`).
+    pub key: FlowKey,
+    pub flow_id: u64,
+    pub start: Timestamp,
+    pub pkts_toserver: u64,
+    pub pkts_toclient: u64,
+    pub bytes_toserver: u64,
+    pub bytes_toclient: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -201,8 +220,23 @@ impl FlowTable {
                 self.create(ckey, rev, p, ended)
             }
         };
-        let dir = self.account(idx, rev, p);
-        Some(Update { slot: idx, dir, new_flow })
+        let (dir, established) = self.account(idx, rev, p);
+        let flow_id = self.slots[idx as usize].flow_id;
+        Some(Update { slot: idx, flow_id, dir, new_flow, established })
+    }
+
+    /// The counters of the live flow in `slot`.
+    pub fn snapshot(&self, slot: u32) -> FlowSnapshot {
+        let s = &self.slots[slot as usize];
+        FlowSnapshot {
+            key: if s.initiator_rev { s.key.reversed() } else { s.key },
+            flow_id: s.flow_id,
+            start: s.start,
+            pkts_toserver: s.pkts[0],
+            pkts_toclient: s.pkts[1],
+            bytes_toserver: s.bytes[0],
+            bytes_toclient: s.bytes[1],
+        }
     }
 
     fn create(&mut self, ckey: FlowKey, rev: bool, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> u32 {
@@ -257,7 +291,7 @@ impl FlowTable {
         idx
     }
 
-    fn account(&mut self, idx: u32, rev: bool, p: &PacketMeta) -> Direction {
+    fn account(&mut self, idx: u32, rev: bool, p: &PacketMeta) -> (Direction, bool) {
         let s = &mut self.slots[idx as usize];
         let dir = if rev == s.initiator_rev { Direction::ToServer } else { Direction::ToClient };
         let d = dir_index(dir);
@@ -269,6 +303,10 @@ impl FlowTable {
             s.seen |= 1 << d;
         }
         let proto = s.key.proto;
+        // Suricata decides `established` before the stream engine sees the packet, so the
+        // ACK completing a handshake is not yet established; non-TCP flows are once both
+        // sides have spoken.
+        let established = if proto == ipproto::TCP { s.tcp.state >= crate::TcpState::Established } else { s.seen == 3 };
         let state = match proto {
             ipproto::TCP => {
                 s.flags[d] |= p.tcp_flags.0;
@@ -291,7 +329,7 @@ impl FlowTable {
         self.unlink(idx);
         self.slots[idx as usize].list = list_of(proto, state) as u8;
         self.push_tail(idx);
-        dir
+        (dir, established)
     }
 
     /// Marks the flow in `slot` as having raised an alert.
@@ -347,6 +385,7 @@ impl FlowTable {
         let key = if s.initiator_rev { s.key.reversed() } else { s.key };
         FlowRecord {
             key,
+            slot: idx,
             flow_id: s.flow_id,
             start: s.start,
             end: s.last,
@@ -446,12 +485,28 @@ mod tests {
         let u3 = t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 2, A), &mut ended).unwrap();
         assert!(u1.new_flow && !u2.new_flow && !u3.new_flow);
         assert_eq!((u1.dir, u2.dir), (Direction::ToServer, Direction::ToClient));
+        assert_eq!((u1.slot, u1.flow_id), (u3.slot, u3.flow_id));
+        assert!(!u3.established, "the handshake's last ACK is not yet established");
+        let u4 = t.update(&pkt("10.0.0.2", "10.0.0.1", 4000, 80, 6, 2, A), &mut ended).unwrap();
+        assert!(u4.established);
+        assert_eq!(t.snapshot(u4.slot).pkts_toserver, 3);
         t.flush(Timestamp::from_secs_micros(3, 0), &mut ended);
         let r = ended[0];
         assert_eq!(r.key.src_ip().to_string(), "10.0.0.2");
-        assert_eq!((r.pkts_toserver, r.pkts_toclient, r.bytes_toserver), (2, 1, 200));
+        assert_eq!((r.pkts_toserver, r.pkts_toclient, r.bytes_toserver), (3, 1, 300));
+        assert_eq!(r.slot, u1.slot);
         assert_eq!((r.state, r.reason), (FlowState::Established, EndReason::Shutdown));
         assert_eq!(r.tcp_flags_ts, S | A);
+    }
+
+    #[test]
+    fn udp_is_established_once_both_sides_spoke() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        let q = t.update(&pkt("10.0.0.2", "10.0.0.1", 5000, 53, 17, 1, 0), &mut ended).unwrap();
+        let q2 = t.update(&pkt("10.0.0.2", "10.0.0.1", 5000, 53, 17, 1, 0), &mut ended).unwrap();
+        let r = t.update(&pkt("10.0.0.1", "10.0.0.2", 53, 5000, 17, 1, 0), &mut ended).unwrap();
+        assert_eq!((q.established, q2.established, r.established), (false, false, true));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! the live dataplane, interfaces); output: EVE events and a run summary.
 
 pub mod features;
+pub mod inspect;
 pub mod replay;
 
-pub use replay::{run_replay, ReplayOptions, ReplaySummary};
+pub use inspect::{Inspector, NoRules};
+pub use replay::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};

@@ -129,8 +129,11 @@ fn demo_capture_shows_its_phases() {
     assert!(scanned.len() >= 200, "port scan touched {} ports", scanned.len());
     let https = flows.iter().filter(|f| f["src_ip"] == "10.77.0.2" && f["dest_port"] == 443 && f["flow"]["state"] == "closed").count();
     assert!(https >= 4, "tls sessions: {https}");
+    // EVE writes IPv6 in full, as Suricata does.
+    let ip6 = |v: &Value| v.as_str().and_then(|s| s.parse::<std::net::Ipv6Addr>().ok());
+    let (one, two) = ("fd77::1".parse().ok(), "fd77::2".parse().ok());
     let ping6 = |f: &&Value| {
-        f["proto"] == "IPv6-ICMP" && f["icmp_type"] == 128 && [&f["src_ip"], &f["dest_ip"]].iter().all(|a| *a == "fd77::1" || *a == "fd77::2")
+        f["proto"] == "IPv6-ICMP" && f["icmp_type"] == 128 && [&f["src_ip"], &f["dest_ip"]].iter().all(|a| ip6(a) == one || ip6(a) == two)
     };
     let p6 = flows.iter().find(ping6).expect("ping6 flow");
     assert!(p6["flow"]["pkts_toserver"].as_u64() >= Some(4) && p6["flow"]["pkts_toclient"].as_u64() >= Some(4), "{p6}");
