@@ -260,8 +260,18 @@ impl FlowTable {
     /// Without features `exports` is left untouched.
     pub fn update_exporting(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>, exports: &mut Vec<FeatureExport>) -> Option<Update> {
         let u = self.account_packet(p, ended);
-        exports.append(&mut self.pending);
+        self.hand_over(exports);
         u
+    }
+
+    /// Moves the pending exports to the caller's vector; when that is empty the two buffers
+    /// are swapped instead, so a flush's thousands of exports are not copied a second time.
+    fn hand_over(&mut self, exports: &mut Vec<FeatureExport>) {
+        if exports.is_empty() {
+            std::mem::swap(exports, &mut self.pending);
+        } else {
+            exports.append(&mut self.pending);
+        }
     }
 
     fn account_packet(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> Option<Update> {
@@ -453,7 +463,7 @@ impl FlowTable {
     /// [`FlowTable::expire`], appending the final features of every flow it ends to `exports`.
     pub fn expire_exporting(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>, exports: &mut Vec<FeatureExport>) {
         self.expire_flows(now, ended);
-        exports.append(&mut self.pending);
+        self.hand_over(exports);
     }
 
     fn expire_flows(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
@@ -484,7 +494,7 @@ impl FlowTable {
     /// same order as the records.
     pub fn flush_exporting(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>, exports: &mut Vec<FeatureExport>) {
         self.flush_flows(now, ended);
-        exports.append(&mut self.pending);
+        self.hand_over(exports);
     }
 
     fn flush_flows(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
