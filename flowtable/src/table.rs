@@ -854,6 +854,16 @@ mod feature_tests {
     }
 
     #[test]
+    fn records_stay_small() {
+        // Why the final features travel as a FeatureExport and not inside FlowRecord: the
+        // vector alone is 664 bytes, several times a record, and every flow-only consumer
+        // would copy it.
+        let (r, e) = (std::mem::size_of::<FlowRecord>(), std::mem::size_of::<FeatureExport>());
+        eprintln!("FlowRecord {r} bytes, FeatureExport {e} bytes, FlowFeatures {} bytes", std::mem::size_of::<FlowFeatures>());
+        assert!(r * 4 < std::mem::size_of::<FeatureVector>(), "{r}");
+    }
+
+    #[test]
     fn memcap_pays_for_features() {
         let off = FlowConfig { memcap: 1 << 20, ..FlowConfig::default() };
         let with = FlowConfig { features: true, ..off };
@@ -928,6 +938,21 @@ mod model {
                 prop_assert_eq!(r.flow_id, e.flow_id);
                 prop_assert_eq!((r.pkts_toserver + r.pkts_toclient) as f64, e.features[3] + e.features[4]);
             }
+            // Two tables sharded by flow hash, as two workers: the same exports once sorted.
+            let sort = |v: &mut Vec<FeatureExport>| v.sort_by_key(|e| (e.at, e.flow_id, e.is_final));
+            let bits = |v: &[FeatureExport]| v.iter().map(|e| (e.at, e.flow_id, e.key, e.is_final, e.features.map(f64::to_bits))).collect::<Vec<_>>();
+            let mut sharded = Vec::new();
+            for w in 0..2 {
+                let mut t = FlowTable::new(FlowConfig { features: true, checkpoint_secs: 1, ..FlowConfig::default() });
+                let mut e = Vec::new();
+                for p in sent.iter().filter(|p| p.key.stable_hash() % 2 == w) {
+                    t.update_exporting(p, &mut e, &mut sharded);
+                }
+                t.flush_exporting(Timestamp::from_secs_micros(10, 0), &mut e, &mut sharded);
+            }
+            sort(&mut sharded);
+            sort(&mut exports);
+            prop_assert_eq!(bits(&sharded), bits(&exports));
             let total: u64 = ended.iter().map(|r| r.bytes_toserver + r.bytes_toclient).sum();
             prop_assert_eq!(total, model.values().sum::<u64>());
             for r in &ended {
