@@ -64,7 +64,8 @@ impl FlowConfig {
 /// Every field depends only on the flow's own packets (and, for the final export, on when
 /// the flow ended, which is its [`FlowRecord::logged_at`]), never on which worker owns the
 /// flow or how packets were batched, so exports sorted by `(at, flow_id, is_final)` are the
-/// same for any number of worker threads.
+/// same for any number of worker threads; as for the records themselves, the exception is a
+/// flow evicted for the memcap, which is split between workers.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FeatureExport {
     pub flow_id: u64,
