@@ -1,6 +1,7 @@
 //! The configuration file (`configs/portcullis.yaml`), in Suricata's vocabulary where Suricata
 //! has a word for the thing (`vars.address-groups`, `rule-files`, `flow-timeouts`,
-//! `flow.memcap`, `defrag`, `outputs.eve-log`). This crate owns parsing, defaults and
+//! `flow.memcap`, `defrag`, `outputs.eve-log`), and `ml` for the learned flow detector, which
+//! Suricata does not have. This crate owns parsing, defaults and
 //! validation: an unknown key, a wrong type or a bad size is an error that names the file,
 //! the line and the key. It hands the other crates their own `*Config` types and knows
 //! nothing of how they use them.
@@ -45,6 +46,8 @@ pub struct Config {
     pub defrag: DefragSection,
     #[serde(default)]
     pub threading: Threading,
+    #[serde(default)]
+    pub ml: MlSection,
 }
 
 /// `vars`: the address and port groups as written in the file. Names given here replace
@@ -183,6 +186,21 @@ pub struct Threading {
     pub batch_size: Option<usize>,
 }
 
+/// The learned flow detector: whether flows carry CICFlowMeter features, and how often a
+/// long flow's features are exported before it ends.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MlSection {
+    /// Compute every flow's features (costs memory per flow, counted in `flow.memcap`).
+    #[serde(default, deserialize_with = "yes_no")]
+    pub enabled: bool,
+    /// Directory of the model (its `model.yaml` contract and ONNX files) that scores flows.
+    pub model: Option<PathBuf>,
+    /// Seconds of flow age between exports of a running flow's features; 0: only when the
+    /// flow ends.
+    pub checkpoint_interval: Option<u32>,
+}
+
 /// Adds the line to an "unknown field" message when the YAML parser gave none (it gives
 /// none for keys at the top level).
 fn locate(text: &str, message: String) -> String {
@@ -288,6 +306,8 @@ impl Config {
                 default,
             },
             memcap: self.flow.memcap.map_or(d.memcap, |m| m.0),
+            features: self.ml.enabled,
+            checkpoint_secs: self.ml.checkpoint_interval.unwrap_or(d.checkpoint_secs),
         }
     }
 
@@ -375,5 +395,19 @@ mod tests {
         assert!(e.contains("unknown size unit"), "{e}");
         let e = parse("flow:\n  memcap: 1kb\n").unwrap_err().to_string();
         assert!(e.contains("flow.memcap"), "{e}");
+    }
+
+    #[test]
+    fn ml_turns_flow_features_on() {
+        let f = parse("").unwrap().flow_config();
+        assert!(!f.features, "features cost memory, so they are off unless asked for");
+        let c = parse("ml:\n  enabled: yes\n  model: configs/models/cicids2017/v1\n  checkpoint-interval: 60\n").unwrap();
+        let f = c.flow_config();
+        assert!(f.features);
+        assert_eq!(f.checkpoint_secs, 60);
+        assert_eq!(c.ml.model.as_deref(), Some(Path::new("configs/models/cicids2017/v1")));
+        assert!(f.max_flows() < FlowConfig { features: false, ..f }.max_flows(), "the memcap pays for the features");
+        let e = parse("ml:\n  enabled: yes\n  interval: 60\n").unwrap_err().to_string();
+        assert!(e.contains("interval") && e.contains("line 3"), "{e}");
     }
 }

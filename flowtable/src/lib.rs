@@ -12,6 +12,9 @@
 //! CICFlowMeter feature vector of one flow updated in O(1) per packet, and [`CicFlowTable`], a
 //! standalone splitter that cuts flows where the corrected CICFlowMeter does, for extracting
 //! training-compatible features from captures. `FEATURES.md` defines every feature.
+//! With [`FlowConfig::features`] on, the table keeps a `FlowFeatures` per flow and its
+//! `*_exporting` methods hand the caller [`FeatureExport`]s: every flow's final vector, and
+//! checkpoints of long flows every [`FlowConfig::checkpoint_secs`].
 
 pub mod features;
 mod record;
@@ -21,6 +24,6 @@ mod timeouts;
 
 pub use features::{CicConfig, CicFlow, CicFlowTable, CicStats, FeatureVector, FlowFeatures, Termination, FEATURE_NAMES, N_FEATURES};
 pub use record::{EndReason, FlowRecord, FlowState};
-pub use table::{FlowConfig, FlowSnapshot, FlowStats, FlowTable, Update};
+pub use table::{FeatureExport, FlowConfig, FlowSnapshot, FlowStats, FlowTable, Update};
 pub use tcp::TcpState;
 pub use timeouts::{ProtoTimeouts, Timeouts};

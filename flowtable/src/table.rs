@@ -2,10 +2,15 @@
 //! activity list per (protocol class, flow state). Every list holds flows with the same
 //! timeout, ordered by last activity, so expiry only ever looks at list heads and the least
 //! recently active flow overall (the memcap victim) is the oldest of the heads.
+//!
+//! With features on, each slot has a [`FlowFeatures`] beside it, in a separate vector indexed
+//! like the slots, so that the slots (and the no-features path) stay as small and fast as
+//! they were.
 
 use hashbrown::HashMap;
 use portcullis_common::{ipproto, Direction, FlowKey, PacketMeta, Timestamp};
 
+use crate::features::{FeatureVector, FlowFeatures};
 use crate::tcp::TcpTracker;
 use crate::timeouts::{list_of, LISTS};
 use crate::{EndReason, FlowRecord, FlowState, Timeouts};
@@ -21,19 +26,58 @@ pub struct FlowConfig {
     /// Bytes the table may use for flows; when a new flow would exceed it, the least recently
     /// active flow is ended with reason `forced` and counted in `memcap`.
     pub memcap: u64,
+    /// Carry CICFlowMeter features ([`FlowFeatures`]) for every flow, updated with each of its
+    /// packets, and export them ([`FeatureExport`]). Off: the table does no feature work and
+    /// reserves no memory for them.
+    pub features: bool,
+    /// With `features`, a running flow's features are also exported each time its age (from
+    /// its first packet) passes another multiple of this many seconds; 0: only at its end.
+    pub checkpoint_secs: u32,
 }
 
 impl Default for FlowConfig {
     fn default() -> Self {
-        FlowConfig { timeouts: Timeouts::default(), memcap: 128 << 20 }
+        FlowConfig { timeouts: Timeouts::default(), memcap: 128 << 20, features: false, checkpoint_secs: 0 }
     }
 }
 
 impl FlowConfig {
     /// How many flows `memcap` allows.
     pub fn max_flows(&self) -> usize {
-        ((self.memcap as usize) / FLOW_COST).max(1)
+        ((self.memcap as usize) / self.flow_cost()).max(1)
     }
+
+    /// Bytes one flow is accounted at: its slot, its hash map entry and, with features on,
+    /// its feature accumulator.
+    pub fn flow_cost(&self) -> usize {
+        if self.features {
+            FLOW_COST + FEATURES_COST
+        } else {
+            FLOW_COST
+        }
+    }
+}
+
+/// A flow's features, exported for scoring: when the flow ends (`is_final`), and for a long
+/// flow at every checkpoint ([`FlowConfig::checkpoint_secs`]) before that.
+///
+/// Every field depends only on the flow's own packets (and, for the final export, on when
+/// the flow ended, which is its [`FlowRecord::logged_at`]), never on which worker owns the
+/// flow or how packets were batched, so exports sorted by `(at, flow_id, is_final)` are the
+/// same for any number of worker threads; as for the records themselves, the exception is a
+/// flow evicted for the memcap, which is split between workers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FeatureExport {
+    pub flow_id: u64,
+    /// Initiator → responder, as [`FlowRecord::key`]; the features' forward direction.
+    pub key: FlowKey,
+    /// A checkpoint: the timestamp of the packet that made it due (the features include that
+    /// packet). The final export: the flow record's `logged_at`.
+    pub at: Timestamp,
+    pub features: FeatureVector,
+    /// The flow has ended; its [`FlowRecord`] (same `flow_id`) was produced with this export.
+    /// (`final` is a Rust keyword.)
+    pub is_final: bool,
 }
 
 /// Counters of one table, named after Suricata's `stats.flow`.
@@ -118,6 +162,8 @@ struct Slot {
 
 /// Approximate bytes one flow costs: its slot plus its hash map entry and control byte.
 const FLOW_COST: usize = std::mem::size_of::<Slot>() + std::mem::size_of::<(FlowKey, u32)>() + 1;
+/// What features add to a flow's cost: the accumulator in its side vector.
+const FEATURES_COST: usize = std::mem::size_of::<FlowFeatures>();
 
 #[derive(Clone, Copy, Debug)]
 struct List {
@@ -132,6 +178,11 @@ pub struct FlowTable {
     max_flows: usize,
     map: HashMap<FlowKey, u32>,
     slots: Vec<Slot>,
+    /// With features on, `feats[i]` belongs to the flow in `slots[i]`; empty otherwise.
+    feats: Vec<FlowFeatures>,
+    /// Exports made during the current call, handed to the caller before it returns (or
+    /// dropped by the calls that take no export vector).
+    pending: Vec<FeatureExport>,
     free: Vec<u32>,
     lists: [List; LISTS],
     timeouts: [u32; LISTS],
@@ -156,6 +207,8 @@ impl FlowTable {
             max_flows: cfg.max_flows(),
             map: HashMap::new(),
             slots: Vec::new(),
+            feats: Vec::new(),
+            pending: Vec::new(),
             free: Vec::new(),
             lists: [List { head: NIL, tail: NIL }; LISTS],
             timeouts,
@@ -177,7 +230,7 @@ impl FlowTable {
 
     /// Bytes in use by live flows, by the same accounting the memcap uses.
     pub fn memuse(&self) -> u64 {
-        (self.map.len() * FLOW_COST) as u64
+        (self.map.len() * self.cfg.flow_cost()) as u64
     }
 
     fn timed_out(&self, idx: u32, now: Timestamp) -> bool {
@@ -192,7 +245,37 @@ impl FlowTable {
     /// least recently active flow evicted for room) are appended to `ended`.
     /// Packets marked `attach_only` (ICMP errors) join an existing flow or are ignored
     /// (`None`).
+    ///
+    /// With features on, the feature exports this makes are dropped: use
+    /// [`FlowTable::update_exporting`] to receive them.
     pub fn update(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> Option<Update> {
+        let u = self.account_packet(p, ended);
+        if self.cfg.features {
+            self.pending.clear();
+        }
+        u
+    }
+
+    /// [`FlowTable::update`], appending to `exports` the final features of every flow that
+    /// ended on the way and, when a checkpoint fell due, the packet's flow's features.
+    /// Without features `exports` is left untouched.
+    pub fn update_exporting(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>, exports: &mut Vec<FeatureExport>) -> Option<Update> {
+        let u = self.account_packet(p, ended);
+        self.hand_over(exports);
+        u
+    }
+
+    /// Moves the pending exports to the caller's vector; when that is empty the two buffers
+    /// are swapped instead, so a flush's thousands of exports are not copied a second time.
+    fn hand_over(&mut self, exports: &mut Vec<FeatureExport>) {
+        if exports.is_empty() {
+            std::mem::swap(exports, &mut self.pending);
+        } else {
+            exports.append(&mut self.pending);
+        }
+    }
+
+    fn account_packet(&mut self, p: &PacketMeta, ended: &mut Vec<FlowRecord>) -> Option<Update> {
         let (ckey, rev) = p.key.canonical();
         let mut new_flow = false;
         let idx = match self.map.get(&ckey).copied() {
@@ -221,8 +304,38 @@ impl FlowTable {
             }
         };
         let (dir, established) = self.account(idx, rev, p);
+        if self.cfg.features && !p.attach_only {
+            self.features(idx, new_flow, p);
+        }
         let flow_id = self.slots[idx as usize].flow_id;
         Some(Update { slot: idx, flow_id, dir, new_flow, established })
+    }
+
+    /// Feeds a packet to its flow's features and exports a checkpoint when one is due. ICMP
+    /// errors (`attach_only`) are not fed: CICFlowMeter counts them in an ICMP flow of their
+    /// own, never in the flow they report on.
+    #[inline(never)]
+    fn features(&mut self, idx: u32, new_flow: bool, p: &PacketMeta) {
+        let i = idx as usize;
+        if i == self.feats.len() {
+            self.feats.push(FlowFeatures::new(p));
+        } else if new_flow {
+            self.feats[i] = FlowFeatures::new(p);
+        } else {
+            self.feats[i].update(p);
+        }
+        // Checked on the flow's own packets only: between them its features do not change,
+        // so an idle flow has nothing new to report until its next packet or its end.
+        if self.feats[i].checkpoint_due(p.ts, self.cfg.checkpoint_secs) {
+            let s = &self.slots[i];
+            let key = if s.initiator_rev { s.key.reversed() } else { s.key };
+            self.pending.push(FeatureExport { flow_id: s.flow_id, key, at: p.ts, features: self.feats[i].snapshot(), is_final: false });
+        }
+    }
+
+    /// The features so far of the live flow in `slot` (`None` with features off).
+    pub fn features_of(&self, slot: u32) -> Option<&FlowFeatures> {
+        self.feats.get(slot as usize).filter(|_| self.map.get(&self.slots[slot as usize].key) == Some(&slot))
     }
 
     /// The counters of the live flow in `slot`.
@@ -340,7 +453,21 @@ impl FlowTable {
     /// Ends every flow whose timeout has passed at `now` (a `clock` value). Each activity list
     /// is ordered by `last_clock`, which never runs backwards, so this stops at the first
     /// flow still alive in each list.
+    ///
+    /// With features on, the flows' final features are dropped: use
+    /// [`FlowTable::expire_exporting`] to receive them.
     pub fn expire(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
+        self.expire_flows(now, ended);
+        self.pending.clear();
+    }
+
+    /// [`FlowTable::expire`], appending the final features of every flow it ends to `exports`.
+    pub fn expire_exporting(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>, exports: &mut Vec<FeatureExport>) {
+        self.expire_flows(now, ended);
+        self.hand_over(exports);
+    }
+
+    fn expire_flows(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
         for l in 0..LISTS {
             loop {
                 let head = self.lists[l].head;
@@ -356,7 +483,22 @@ impl FlowTable {
     }
 
     /// Ends every flow (capture over), ordered by start time then flow id.
+    ///
+    /// With features on, the flows' final features are dropped: use
+    /// [`FlowTable::flush_exporting`] to receive them.
     pub fn flush(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
+        self.flush_flows(now, ended);
+        self.pending.clear();
+    }
+
+    /// [`FlowTable::flush`], appending the final features of every flow to `exports`, in the
+    /// same order as the records.
+    pub fn flush_exporting(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>, exports: &mut Vec<FeatureExport>) {
+        self.flush_flows(now, ended);
+        self.hand_over(exports);
+    }
+
+    fn flush_flows(&mut self, now: Timestamp, ended: &mut Vec<FlowRecord>) {
         let mut live: Vec<u32> = self.map.values().copied().collect();
         live.sort_by_key(|&i| (self.slots[i as usize].start, self.slots[i as usize].flow_id));
         for idx in live {
@@ -383,6 +525,9 @@ impl FlowTable {
             self.stats.timeouts += 1;
         }
         let key = if s.initiator_rev { s.key.reversed() } else { s.key };
+        if let Some(f) = self.feats.get(idx as usize) {
+            self.pending.push(FeatureExport { flow_id: s.flow_id, key, at: now, features: f.snapshot(), is_final: true });
+        }
         FlowRecord {
             key,
             slot: idx,
@@ -564,6 +709,195 @@ mod tests {
 }
 
 #[cfg(test)]
+mod feature_tests {
+    use super::*;
+    use crate::features::feature_index;
+    use portcullis_common::TcpFlags;
+
+    const T0: i64 = 1_700_000_000_000_000;
+
+    /// A TCP packet at `us` microseconds, client 10.0.0.1:40000 → server 10.0.0.2:80 or back.
+    fn tcp(us: i64, c2s: bool, flags: u8, payload: u32) -> PacketMeta {
+        let k = FlowKey::new("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), 40000, 80, 6);
+        let mut p = PacketMeta::new(Timestamp(T0 + us), if c2s { k } else { k.reversed() }, 66 + payload);
+        p.tcp_flags = TcpFlags(flags);
+        p.l4_header_len = 32;
+        p.payload_len = payload;
+        p.tcp_win = if c2s { 502 } else { 509 };
+        p.tcp_seq = 1000 + us as u32;
+        p
+    }
+
+    fn udp(us: i64, c2s: bool, payload: u32) -> PacketMeta {
+        let k = FlowKey::new("10.0.0.5".parse().unwrap(), "10.0.0.53".parse().unwrap(), 5353, 53, 17);
+        let mut p = PacketMeta::new(Timestamp(T0 + us), if c2s { k } else { k.reversed() }, 42 + payload);
+        p.l4_header_len = 8;
+        p.payload_len = payload;
+        p
+    }
+
+    fn connection() -> Vec<PacketMeta> {
+        use TcpFlags as F;
+        vec![
+            tcp(0, true, F::SYN, 0),
+            tcp(1000, false, F::SYN | F::ACK, 0),
+            tcp(1500, true, F::ACK, 0),
+            tcp(2000, true, F::PSH | F::ACK, 100),
+            tcp(12000, false, F::PSH | F::ACK, 1000),
+            tcp(7_000_000, true, F::FIN | F::ACK, 0),
+            tcp(7_001_000, false, F::FIN | F::ACK, 0),
+            tcp(7_002_000, true, F::ACK, 0),
+        ]
+    }
+
+    fn standalone(pkts: &[PacketMeta]) -> FlowFeatures {
+        let mut f = FlowFeatures::new(&pkts[0]);
+        for p in &pkts[1..] {
+            f.update(p);
+        }
+        f
+    }
+
+    fn run(cfg: FlowConfig, pkts: &[PacketMeta]) -> (Vec<FlowRecord>, Vec<FeatureExport>) {
+        let mut t = FlowTable::new(cfg);
+        let (mut ended, mut exports) = (Vec::new(), Vec::new());
+        for p in pkts {
+            t.update_exporting(p, &mut ended, &mut exports);
+        }
+        let end = pkts.last().map_or(Timestamp(T0), |p| p.clock);
+        t.expire_exporting(end, &mut ended, &mut exports);
+        t.flush_exporting(end, &mut ended, &mut exports);
+        (ended, exports)
+    }
+
+    fn on(checkpoint_secs: u32) -> FlowConfig {
+        FlowConfig { features: true, checkpoint_secs, ..FlowConfig::default() }
+    }
+
+    #[test]
+    fn final_features_equal_the_accumulator_fed_the_same_packets() {
+        let pkts = connection();
+        let (records, exports) = run(on(0), &pkts);
+        assert_eq!((records.len(), exports.len()), (1, 1));
+        let (r, e) = (&records[0], &exports[0]);
+        assert!(e.is_final);
+        assert_eq!((e.flow_id, e.key, e.at), (r.flow_id, r.key, r.logged_at));
+        let want = standalone(&pkts).snapshot();
+        assert_eq!(e.features.map(f64::to_bits), want.map(f64::to_bits));
+        // And the values are the flow's, not zeros: 5 forward and 3 backward packets.
+        let get = |n: &str| e.features[feature_index(n).unwrap()];
+        assert_eq!((get("Total Fwd Packet"), get("Total Bwd packets"), get("Dst Port")), (5.0, 3.0, 80.0));
+        assert_eq!(get("Flow Duration"), 7_002_000.0);
+    }
+
+    #[test]
+    fn features_off_leaves_records_as_before_and_exports_nothing() {
+        let mut pkts = connection();
+        pkts.extend((0..50).map(|i| udp(i * 3_000_000, i % 3 != 0, 20 + i as u32)));
+        pkts.sort_by_key(|p| p.ts);
+        let (off, none) = run(FlowConfig::default(), &pkts);
+        let (with, exports) = run(on(10), &pkts);
+        assert!(none.is_empty());
+        assert_eq!(off, with, "features change no record");
+        let finals: Vec<u64> = exports.iter().filter(|e| e.is_final).map(|e| e.flow_id).collect();
+        assert_eq!(finals, off.iter().map(|r| r.flow_id).collect::<Vec<_>>(), "one final export per record, in record order");
+    }
+
+    #[test]
+    fn a_long_flow_is_checkpointed_once_per_interval() {
+        // A packet every 7 s for 200 s, checkpoints every 60 s of flow age.
+        let pkts: Vec<_> = (0..=28).map(|i| udp(i * 7_000_000, i % 2 == 0, 10)).collect();
+        let (records, exports) = run(on(60), &pkts);
+        assert_eq!(records.len(), 1);
+        let checkpoints: Vec<&FeatureExport> = exports.iter().filter(|e| !e.is_final).collect();
+        // The first packets at or past 60, 120 and 180 s: 63, 126 and 182 s.
+        let at: Vec<i64> = checkpoints.iter().map(|e| (e.at.0 - T0) / 1_000_000).collect();
+        assert_eq!(at, [63, 126, 182]);
+        for e in &checkpoints {
+            let upto: Vec<PacketMeta> = pkts.iter().copied().filter(|p| p.ts <= e.at).collect();
+            assert_eq!(e.features.map(f64::to_bits), standalone(&upto).snapshot().map(f64::to_bits), "at {:?}", e.at);
+            assert_eq!((e.flow_id, e.key), (records[0].flow_id, records[0].key));
+        }
+        assert!(exports.last().unwrap().is_final);
+        assert_eq!(exports.len(), 4);
+    }
+
+    #[test]
+    fn a_burst_inside_one_interval_is_checkpointed_once() {
+        let mut pkts = vec![udp(0, true, 1)];
+        pkts.extend((0..100).map(|i| udp(30_000_000 + i * 1000, true, 1)));
+        let (_, exports) = run(on(30), &pkts);
+        assert_eq!(exports.iter().filter(|e| !e.is_final).count(), 1);
+        let (_, exports) = run(on(0), &pkts);
+        assert_eq!(exports.iter().filter(|e| !e.is_final).count(), 0, "0 means only at the end");
+    }
+
+    #[test]
+    fn reused_slots_start_fresh_features() {
+        // A UDP flow times out; the next flow on the same tuple takes its slot and must not
+        // inherit its features.
+        let pkts = [udp(0, true, 5), udp(1000, false, 7), udp(400_000_000, false, 9)];
+        let (records, exports) = run(on(0), &pkts);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].slot, records[1].slot);
+        assert_eq!(exports[0].features.map(f64::to_bits), standalone(&pkts[..2]).snapshot().map(f64::to_bits));
+        assert_eq!(exports[1].features.map(f64::to_bits), standalone(&pkts[2..]).snapshot().map(f64::to_bits));
+        assert_eq!(exports[1].key.sport, 53, "the new flow's initiator is the server");
+    }
+
+    #[test]
+    fn icmp_errors_do_not_feed_features() {
+        let mut err = udp(500, false, 0);
+        err.attach_only = true;
+        let pkts = [udp(0, true, 5), err, udp(1000, false, 7)];
+        let (_, exports) = run(on(0), &pkts);
+        assert_eq!(exports[0].features.map(f64::to_bits), standalone(&[pkts[0], pkts[2]]).snapshot().map(f64::to_bits));
+    }
+
+    #[test]
+    fn records_stay_small() {
+        // Why the final features travel as a FeatureExport and not inside FlowRecord: the
+        // vector alone is 664 bytes, several times a record, and every flow-only consumer
+        // would copy it.
+        let (r, e) = (std::mem::size_of::<FlowRecord>(), std::mem::size_of::<FeatureExport>());
+        eprintln!("FlowRecord {r} bytes, FeatureExport {e} bytes, FlowFeatures {} bytes", std::mem::size_of::<FlowFeatures>());
+        assert!(r * 4 < std::mem::size_of::<FeatureVector>(), "{r}");
+    }
+
+    #[test]
+    fn memcap_pays_for_features() {
+        let off = FlowConfig { memcap: 1 << 20, ..FlowConfig::default() };
+        let with = FlowConfig { features: true, ..off };
+        assert_eq!(with.flow_cost(), off.flow_cost() + std::mem::size_of::<FlowFeatures>());
+        assert!(with.max_flows() * 4 < off.max_flows(), "{} vs {}", with.max_flows(), off.max_flows());
+        let mut t = FlowTable::new(FlowConfig { memcap: (with.flow_cost() * 2) as u64, ..with });
+        let (mut ended, mut exports) = (Vec::new(), Vec::new());
+        for (i, sp) in [1u16, 2, 3].into_iter().enumerate() {
+            let mut p = udp(i as i64, true, 1);
+            p.key.sport = sp;
+            t.update_exporting(&p, &mut ended, &mut exports);
+        }
+        assert_eq!(t.memuse(), (2 * with.flow_cost()) as u64);
+        assert_eq!((ended.len(), ended[0].reason, ended[0].key.sport), (1, EndReason::Forced, 1));
+        assert!(exports[0].is_final && exports[0].flow_id == ended[0].flow_id, "an evicted flow's features are exported too");
+    }
+
+    #[test]
+    fn update_without_exports_drops_them() {
+        let mut t = FlowTable::new(on(1));
+        let (mut ended, mut exports) = (Vec::new(), Vec::new());
+        t.update(&udp(0, true, 1), &mut ended);
+        t.update(&udp(2_000_000, true, 1), &mut ended);
+        let u = t.update_exporting(&udp(2_500_000, true, 1), &mut ended, &mut exports).unwrap();
+        assert!(exports.is_empty(), "the checkpoint due at 2 s was dropped by update, not kept for later");
+        assert_eq!(t.features_of(u.slot).unwrap().packets(), 3);
+        t.flush_exporting(Timestamp(T0 + 3_000_000), &mut ended, &mut exports);
+        assert_eq!(exports.len(), 1);
+        assert!(t.features_of(u.slot).is_none());
+    }
+}
+
+#[cfg(test)]
 mod model {
     //! The table against a plain `HashMap` model: with no timeouts and no memcap pressure,
     //! every packet's bytes end up in exactly one record, on the side that sent them.
@@ -577,6 +911,7 @@ mod model {
             let mut t = FlowTable::new(FlowConfig::default());
             let mut ended = Vec::new();
             let mut model: Model<(u8, u8, u16), u64> = Model::new();
+            let mut sent = Vec::new();
             for (i, (a, b, port, len)) in pkts.iter().enumerate() {
                 let src = format!("10.0.0.{a}").parse().unwrap();
                 let dst = format!("10.0.1.{b}").parse().unwrap();
@@ -584,10 +919,41 @@ mod model {
                 let (src, dst, key) = if i % 2 == 0 { (src, dst, (*a, *b, *port)) } else { (dst, src, (*a, *b, *port)) };
                 let p = PacketMeta::new(Timestamp::from_secs_micros(1 + i as i64 / 100, 0), FlowKey::new(src, dst, sp, dp, 17), *len);
                 t.update(&p, &mut ended);
+                sent.push(p);
                 *model.entry(key).or_default() += u64::from(*len);
             }
             t.flush(Timestamp::from_secs_micros(10, 0), &mut ended);
             prop_assert_eq!(ended.len(), model.len());
+            // The same packets with features on: identical records, and each flow's final
+            // features count exactly its packets.
+            let mut tf = FlowTable::new(FlowConfig { features: true, checkpoint_secs: 1, ..FlowConfig::default() });
+            let (mut ended_f, mut exports) = (Vec::new(), Vec::new());
+            for p in &sent {
+                tf.update_exporting(p, &mut ended_f, &mut exports);
+            }
+            tf.flush_exporting(Timestamp::from_secs_micros(10, 0), &mut ended_f, &mut exports);
+            prop_assert_eq!(&ended_f, &ended);
+            let finals: Vec<&FeatureExport> = exports.iter().filter(|e| e.is_final).collect();
+            prop_assert_eq!(finals.len(), ended.len());
+            for (r, e) in ended.iter().zip(&finals) {
+                prop_assert_eq!(r.flow_id, e.flow_id);
+                prop_assert_eq!((r.pkts_toserver + r.pkts_toclient) as f64, e.features[3] + e.features[4]);
+            }
+            // Two tables sharded by flow hash, as two workers: the same exports once sorted.
+            let sort = |v: &mut Vec<FeatureExport>| v.sort_by_key(|e| (e.at, e.flow_id, e.is_final));
+            let bits = |v: &[FeatureExport]| v.iter().map(|e| (e.at, e.flow_id, e.key, e.is_final, e.features.map(f64::to_bits))).collect::<Vec<_>>();
+            let mut sharded = Vec::new();
+            for w in 0..2 {
+                let mut t = FlowTable::new(FlowConfig { features: true, checkpoint_secs: 1, ..FlowConfig::default() });
+                let mut e = Vec::new();
+                for p in sent.iter().filter(|p| p.key.stable_hash() % 2 == w) {
+                    t.update_exporting(p, &mut e, &mut sharded);
+                }
+                t.flush_exporting(Timestamp::from_secs_micros(10, 0), &mut e, &mut sharded);
+            }
+            sort(&mut sharded);
+            sort(&mut exports);
+            prop_assert_eq!(bits(&sharded), bits(&exports));
             let total: u64 = ended.iter().map(|r| r.bytes_toserver + r.bytes_toclient).sum();
             prop_assert_eq!(total, model.values().sum::<u64>());
             for r in &ended {

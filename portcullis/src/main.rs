@@ -120,6 +120,12 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     println!("  flow-timeouts: tcp {:?}, udp {:?}, icmp {:?}, default {:?}", f.timeouts.tcp, f.timeouts.udp, f.timeouts.icmp, f.timeouts.default);
     println!("  address groups: {}", cfg.vars.address_groups.keys().cloned().collect::<Vec<_>>().join(", "));
     println!("  rule files: {}", cfg.rule_files.len());
+    if f.features {
+        let every = if f.checkpoint_secs == 0 { "at flow end only".to_string() } else { format!("every {} s and at flow end", f.checkpoint_secs) };
+        println!("  ml: flow features on ({} bytes per flow), exported {every}", f.flow_cost());
+    } else {
+        println!("  ml: off");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -144,6 +150,11 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     // The config's `rule-files`, then each `--rules` in order.
     let rule_files: Vec<PathBuf> = cfg.rule_paths().into_iter().chain(a.rules.iter().cloned()).collect();
     let engine = if rule_files.is_empty() { None } else { Some(Arc::new(load_engine(&cfg, &rule_files, a.quiet)?)) };
+    if cfg.ml.enabled {
+        // The flow table computes the features; the scorer that would consume them is not
+        // merged yet, so they are computed and dropped.
+        eprintln!("note: flow scoring is not built in yet; ml.enabled computes flow features (fewer flows fit in flow.memcap) but no scores will be written");
+    }
     let threads = a
         .threads
         .or(cfg.threading.workers.filter(|&w| w > 0))
