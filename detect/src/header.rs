@@ -4,7 +4,7 @@
 //! Suricata's `Match` function for that keyword decides.
 
 use portcullis_common::{Direction, FlowKey, IpFamily};
-use portcullis_rules::{FlagsModifier, HeaderMatch, IpSet, PortSet, Rule, TcpFlagsMatch};
+use portcullis_rules::{Cmp, FlagsModifier, HeaderMatch, IpSet, PortSet, Rule, TcpFlagsMatch};
 
 use crate::compile::Compiled;
 use crate::PacketInput;
@@ -95,7 +95,10 @@ pub(crate) fn keywords(c: &Compiled, pkt: &PacketInput<'_>) -> bool {
     c.header.iter().all(|h| match h {
         HeaderMatch::Dsize(cmp) => {
             let len = pkt.payload.len().min(usize::from(u16::MAX)) as u16;
-            cmp.matches(len)
+            // Suricata's signature mask: `!N`, `>N`, `>=N` and ranges require a payload, so
+            // they never match an empty packet even where the comparison would hold.
+            let needs_payload = matches!(cmp, Cmp::Ne(_) | Cmp::Gt(_) | Cmp::Ge(_) | Cmp::Between(..));
+            (len > 0 || !needs_payload) && cmp.matches(len)
         }
         HeaderMatch::Ttl(cmp) => cmp.matches(m.ttl),
         HeaderMatch::Itype(cmp) => icmp && cmp.matches(m.icmp_type),

@@ -125,6 +125,11 @@ fn isdataat_bsize_dsize() {
         ("bsize miss", rule(1).content(b"a").bsize(Cmp::Lt(4)).build(), b"abcd", false),
         ("dsize", rule(1).header(portcullis_rules::HeaderMatch::Dsize(Cmp::Gt(3))).build(), b"abcd", true),
         ("dsize miss", rule(1).header(portcullis_rules::HeaderMatch::Dsize(Cmp::Gt(3))).build(), b"abc", false),
+        // Suricata's signature mask: `!N`, `>N`, `>=N` and ranges need a payload, `<N` does not.
+        ("dsize ne empty", rule(1).header(portcullis_rules::HeaderMatch::Dsize(Cmp::Ne(9))).build(), b"", false),
+        ("dsize ne", rule(1).header(portcullis_rules::HeaderMatch::Dsize(Cmp::Ne(9))).build(), b"a", true),
+        ("dsize ge 0 empty", rule(1).header(portcullis_rules::HeaderMatch::Dsize(Cmp::Ge(0))).build(), b"", false),
+        ("dsize lt empty", rule(1).header(portcullis_rules::HeaderMatch::Dsize(Cmp::Lt(9))).build(), b"", true),
         (
             "dsize range exclusive",
             rule(1).header(portcullis_rules::HeaderMatch::Dsize(Cmp::Between(2, 4))).build(),
