@@ -23,13 +23,10 @@ pub(crate) struct Counter {
 /// Whether the alert passes; `state` is `None` for a key not seen yet (and is then filled
 /// in when the type keeps state).
 pub(crate) fn admit(t: &Thresh, state: &mut Option<Counter>, now: Timestamp) -> bool {
-    // Suricata compares whole seconds for threshold/limit/both and exact time for
-    // detection_filter.
-    let (now, window) = if t.detection_filter {
-        (now.0, i64::from(t.seconds) * Timestamp::MICROS_PER_SEC)
-    } else {
-        (now.secs(), i64::from(t.seconds))
-    };
+    // Suricata 7 keeps each entry's window end as a timestamp (first match + seconds) and
+    // compares packet times exactly: on the demo capture a `type both, track by_dst, count 500,
+    // seconds 10` rule alerts at the packet Suricata 7.0.10 does only with exact times.
+    let (now, window) = (now.0, i64::from(t.seconds) * Timestamp::MICROS_PER_SEC);
     let Some(c) = state else {
         *state = Some(Counter { first: now, count: 1 });
         return if t.detection_filter {
@@ -155,11 +152,11 @@ mod tests {
             (t(ThresholdKind::Threshold, 2, 60, true), &[0, 1, 2, 3], &[false, false, true, true]),
             (t(ThresholdKind::Limit, 1, 60, false), &[0, 59, 60], &[true, false, true]),
         ];
-        // Whole seconds: 0.9 s and 60.1 s are 60 seconds apart.
+        // Exact times: 0.9 s and 60.1 s are 59.2 s apart, within one 60 s window.
         let mut s = None;
         let th = t(ThresholdKind::Limit, 1, 60, false);
         assert!(admit(&th, &mut s, Timestamp(900_000)));
-        assert!(admit(&th, &mut s, Timestamp(60_100_000)));
+        assert!(!admit(&th, &mut s, Timestamp(60_100_000)));
         for (i, (th, at, want)) in table.iter().enumerate() {
             assert_eq!(run(*th, at), *want, "case {i}");
         }

@@ -173,10 +173,13 @@ struct FlowCtx<F> {
     drop_logged: [bool; 2],
     /// TCP reassembly, toserver and toclient.
     streams: [Reassembler; 2],
-    /// Bytes one direction delivered because the other side acknowledged past a hole, not
-    /// yet inspected (they go in front of that direction's next delivery), with their stream
-    /// offset. Empty, and unallocated, unless a segment was lost before the sensor.
+    /// Bytes each direction's reassembler put in order that detection has not inspected yet,
+    /// with the stream offset of the first: as Suricata's IDS mode, stream data is inspected
+    /// once the receiver has acknowledged it (or the sender closes), on the sender's next
+    /// packet. Capped by [`PENDING_CAP`].
     pending: [(u64, Vec<u8>); 2],
+    /// The highest acknowledgement number the other side sent for each direction's stream.
+    acked: [Option<u32>; 2],
 }
 
 fn dir_index(d: Direction) -> usize {
@@ -197,14 +200,26 @@ struct Streams {
     ack_out: Vec<u8>,
 }
 
+/// Unacknowledged stream bytes kept per direction before they are inspected anyway: a
+/// receiver that never acknowledges (or a capture that lost the ACKs) cannot make a flow
+/// hold more than this.
+const PENDING_CAP: usize = 64 * 1024;
+
 impl Streams {
-    /// Feeds a TCP segment to its direction's reassembler (after letting its ACK skip holes
-    /// the other direction will never fill) and says where the bytes that became in order
-    /// are: in the payload (`false`) or in `out` (`true`), with their stream offset.
-    fn segment<F>(&mut self, c: &mut FlowCtx<F>, dir: Direction, p: &PacketMeta, payload: &[u8]) -> (Option<(bool, std::ops::Range<usize>)>, u64) {
+    /// Feeds a TCP segment to its direction's reassembler and returns the stream bytes to
+    /// inspect with this packet, in `out`, with their stream offset: the bytes of this
+    /// direction the other side has acknowledged since the last inspection (all of them when
+    /// this packet closes the direction). `None` means the packet is not part of the stream
+    /// (its payload is inspected on its own); `Some` with an empty range means its data went
+    /// into the stream and is inspected later, when acknowledged.
+    fn segment<F>(&mut self, c: &mut FlowCtx<F>, dir: Direction, p: &PacketMeta, payload: &[u8]) -> (Option<std::ops::Range<usize>>, u64) {
         let d = dir_index(dir);
         if p.tcp_flags.has(portcullis_common::TcpFlags::ACK) {
-            // Bytes a hole in the other direction held back: kept for its next inspection.
+            let newer = c.acked[1 - d].is_none_or(|a| (p.tcp_ack.wrapping_sub(a) as i32) > 0);
+            if newer {
+                c.acked[1 - d] = Some(p.tcp_ack);
+            }
+            // Bytes a hole in the other direction held back: the ACK says they will never come.
             loop {
                 let got = c.streams[1 - d].ack(&self.cfg, p.tcp_ack, &mut self.ack_out, &mut self.stats);
                 if got.is_empty() {
@@ -214,9 +229,7 @@ impl Streams {
                 if buf.is_empty() {
                     *off = got.offset;
                 }
-                if let portcullis_stream::Source::Scratch = got.source {
-                    buf.extend_from_slice(&self.ack_out[..got.len]);
-                }
+                buf.extend_from_slice(got.bytes(&[], &self.ack_out));
             }
         }
         let depth_before = c.streams[d].depth_reached();
@@ -228,24 +241,34 @@ impl Streams {
             && !p.tcp_flags.has(portcullis_common::TcpFlags::RST)
             && c.streams[d].base_seq().is_some();
         let (off, pending) = &mut c.pending[d];
-        if pending.is_empty() && !taken && got.is_empty() {
-            return (None, 0);
+        if !got.is_empty() {
+            if pending.is_empty() {
+                *off = got.offset;
+            }
+            pending.extend_from_slice(got.bytes(payload, &self.out));
         }
         if pending.is_empty() {
-            let range = match got.source {
-                portcullis_stream::Source::Payload { start } => (false, start..start + got.len),
-                portcullis_stream::Source::Scratch => (true, 0..got.len),
-            };
-            return (Some(range), got.offset);
+            return (if taken { Some(0..0) } else { None }, 0);
         }
-        // Pending bytes go first; what this segment delivered follows them in the stream.
-        if let portcullis_stream::Source::Payload { start } = got.source {
-            self.out.clear();
-            self.out.extend_from_slice(&payload[start..start + got.len]);
+        let closing = p.tcp_flags.0 & (portcullis_common::TcpFlags::FIN | portcullis_common::TcpFlags::RST) != 0;
+        let n = match (c.acked[d], c.streams[d].base_seq()) {
+            _ if closing || pending.len() > PENDING_CAP => pending.len(),
+            (Some(ack), Some(base)) => {
+                // How far past the acknowledgement the pending bytes reach.
+                let end_seq = base.wrapping_add((*off + pending.len() as u64) as u32);
+                let beyond = end_seq.wrapping_sub(ack) as i32;
+                pending.len().saturating_sub(beyond.max(0) as usize)
+            }
+            _ => 0,
+        };
+        if n == 0 {
+            return (if taken { Some(0..0) } else { None }, 0);
         }
-        let n = pending.len();
-        self.out.splice(0..0, pending.drain(..));
-        (Some((true, 0..n + got.len)), *off)
+        let at = *off;
+        self.out.clear();
+        self.out.extend(pending.drain(..n));
+        *off += n as u64;
+        (Some(0..n), at)
     }
 }
 
@@ -305,6 +328,7 @@ impl<I: Inspector> WorkerDetect<I> {
                         drop_logged: [false; 2],
                         streams: Default::default(),
                         pending: Default::default(),
+                        acked: [None; 2],
                     });
                 }
                 self.flows[i].as_mut()
@@ -336,7 +360,7 @@ impl<I: Inspector> WorkerDetect<I> {
             }
             _ => (None, 0),
         };
-        let stream = stream.map(|(scratch, range)| if scratch { &self.streams.out[range] } else { &payload[range] });
+        let stream = stream.map(|range| &self.streams.out[range]);
         // Rules match an ICMP error's own header, not the flow it quotes.
         let own;
         let meta = if p.attach_only {
@@ -998,19 +1022,24 @@ mod tests {
             v
         };
         // Handshake, then "hello ", "world" ahead of its turn, and "there " filling the hole.
+        // As Suricata's IDS mode, stream bytes reach detection once the server acknowledged
+        // them, with the client's next packet.
         let frames = [
             seg(true, 100, 0, "S", b""),
             seg(false, 500, 101, "SA", b""),
             seg(true, 101, 501, "A", b""),
             seg(true, 101, 501, "A", b"hello "),
+            seg(false, 501, 107, "A", b""),
             seg(true, 113, 501, "A", b"world"),
             seg(true, 107, 501, "A", b"there "),
+            seg(false, 501, 118, "A", b""),
+            seg(true, 118, 501, "A", b""),
         ];
         let file = pcap(&frames);
         let fake = Arc::new(Fake { record: true, ..Fake::default() });
         run(vec![file.path().to_path_buf()], 2, false, fake.clone());
         let streams = fake.streams.lock().unwrap().clone();
-        assert_eq!(streams, vec![(4, 0, b"hello ".to_vec()), (6, 6, b"there world".to_vec())]);
+        assert_eq!(streams, vec![(6, 0, b"hello ".to_vec()), (9, 6, b"there world".to_vec())]);
     }
 
     #[test]
