@@ -179,6 +179,7 @@ fn inspect(c: &mut Criterion) {
                     established: true,
                     stream: None,
                     stream_offset: 0,
+                    pseudo: false,
                 };
                 alerts.clear();
                 engine.inspect(&inp, None, scratch, alerts);

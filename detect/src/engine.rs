@@ -105,6 +105,10 @@ pub struct PacketInput<'a> {
     pub stream: Option<&'a [u8]>,
     /// Stream offset of `stream[0]`.
     pub stream_offset: u64,
+    /// A flow-end pseudo packet carrying only stream data nobody acknowledged before the
+    /// flow ended: as Suricata's, only stream inspection runs on it (no IP-only rules, no
+    /// packet payload or header keywords).
+    pub pseudo: bool,
 }
 
 /// One alert, in engine order within its packet.
@@ -393,6 +397,7 @@ impl Engine {
             None => None,
         };
         let run_iponly = match (di, flow.as_deref_mut()) {
+            _ if pkt.pseudo => false,
             (Some(d), Some(f)) => !std::mem::replace(&mut f.iponly_done[d], true),
             _ => true,
         };
@@ -539,6 +544,9 @@ impl Engine {
                 } else if !c.stream_only {
                     on_pkt = inspect_packet(self);
                 }
+            }
+            if pkt.pseudo {
+                on_pkt = false;
             }
             for (hit, from_stream) in [(on_pkt, false), (on_stream, true)] {
                 if !hit {

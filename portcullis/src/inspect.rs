@@ -28,6 +28,8 @@ pub struct PacketInput<'a> {
     /// `None` when the segment was not taken into the stream), and their stream offset.
     pub stream: Option<&'a [u8]>,
     pub stream_offset: u64,
+    /// A flow-end pseudo packet: stream data only (see `portcullis_detect::PacketInput`).
+    pub pseudo: bool,
 }
 
 /// One rule that matched a packet.
@@ -169,6 +171,7 @@ impl Inspector for Detect {
             established: pkt.established,
             stream: pkt.stream,
             stream_offset: pkt.stream_offset,
+            pseudo: pkt.pseudo,
         };
         let (s, found) = scratch;
         found.clear();

@@ -292,20 +292,63 @@ impl<I: Inspector> WorkerDetect<I> {
             flows: Vec::new(),
             alerts: Vec::new(),
             ips,
-            streams: Streams::default(),
+            // Suricata's default `stream.midstream: false`, as the flow table's TCP tracking:
+            // a connection whose handshake was not seen is inspected packet by packet.
+            streams: Streams { cfg: StreamConfig { midstream: false, ..StreamConfig::default() }, ..Streams::default() },
         }
     }
 
-    /// Forgets the state of flows that ended.
-    fn ended(&mut self, records: &[FlowRecord]) {
+    /// Forgets the state of flows that ended, first inspecting the stream bytes they still
+    /// hold: as Suricata's flow-timeout pseudo packets do, data nobody acknowledged before
+    /// the flow ended (the capture's last request, say) is inspected at the flow's end.
+    fn ended(&mut self, records: &[FlowRecord], out: &mut WorkerOut) {
         for r in records {
-            if let Some(f) = self.flows.get_mut(r.slot as usize) {
-                if let Some(c) = f.as_mut() {
-                    for s in &mut c.streams {
-                        s.release(&mut self.streams.stats);
-                    }
+            let Some(f) = self.flows.get_mut(r.slot as usize) else { continue };
+            let Some(mut c) = f.take() else { continue };
+            for s in &mut c.streams {
+                s.release(&mut self.streams.stats);
+            }
+            if c.dropped || c.passed {
+                continue;
+            }
+            for d in [Direction::ToServer, Direction::ToClient] {
+                let (off, buf) = std::mem::take(&mut c.pending[dir_index(d)]);
+                if buf.is_empty() {
+                    continue;
                 }
-                *f = None;
+                let key = if d == Direction::ToServer { r.key } else { r.key.reversed() };
+                let mut meta = PacketMeta::new(r.logged_at, key, 0);
+                meta.tcp_flags = portcullis_common::TcpFlags(portcullis_common::TcpFlags::ACK);
+                let input = PacketInput {
+                    meta: &meta,
+                    payload: &[],
+                    ip_id: 0,
+                    icmp_id: 0,
+                    icmp_seq: 0,
+                    dir: Some(d),
+                    established: r.state != portcullis_flowtable::FlowState::New,
+                    stream: Some(&buf),
+                    stream_offset: off,
+                    pseudo: true,
+                };
+                self.alerts.clear();
+                self.engine.inspect(&input, Some(&mut c.detect), &mut self.scratch, &mut self.alerts);
+                let flow = FlowSnapshot {
+                    key: r.key,
+                    flow_id: r.flow_id,
+                    start: r.start,
+                    pkts_toserver: r.pkts_toserver,
+                    pkts_toclient: r.pkts_toclient,
+                    bytes_toserver: r.bytes_toserver,
+                    bytes_toclient: r.bytes_toclient,
+                };
+                let info = PacketInfo::new(&meta, &[], Some(r.flow_id), Some(d));
+                for (i, a) in self.alerts.iter().enumerate() {
+                    let reject = a.action.drops() && a.action != Action::Drop;
+                    let blocked = reject || (self.ips && a.action.drops());
+                    let k = (r.logged_at, 0, 0, (dir_index(d) * 64 + i) as u32);
+                    out.events.push((k, PacketEvent::Alert { pkt: info, flow: Some(flow), alert: *a, blocked }));
+                }
             }
         }
     }
@@ -379,6 +422,7 @@ impl<I: Inspector> WorkerDetect<I> {
             established: u.is_some_and(|u| u.established),
             stream,
             stream_offset,
+            pseudo: false,
         };
         self.alerts.clear();
         let v = self.engine.inspect(&input, ctx.as_deref_mut().map(|c| &mut c.detect), &mut self.scratch, &mut self.alerts);
@@ -432,14 +476,18 @@ fn worker<I: Inspector>(
                     if let Some(d) = det.as_mut() {
                         // Flows that ended on the way may have freed the slot this packet's
                         // flow now occupies: forget them first.
-                        d.ended(&out.records[before..]);
+                        let ended = out.records.split_off(before);
+                        d.ended(&ended, &mut out);
+                        out.records.extend(ended);
                         d.packet(bp, batch.l3(bp), u, &table, &mut out);
                     }
                 }
                 let before = out.records.len();
                 table.expire(watermark, &mut out.records);
                 if let Some(d) = det.as_mut() {
-                    d.ended(&out.records[before..]);
+                    let ended = out.records.split_off(before);
+                    d.ended(&ended, &mut out);
+                    out.records.extend(ended);
                 }
                 batch.clear();
                 // A full return queue only means the reader has spares enough.
@@ -454,6 +502,11 @@ fn worker<I: Inspector>(
                 out.seq = seq;
                 table.expire(now, &mut out.records);
                 table.flush(now, &mut out.records);
+                if let Some(d) = det.as_mut() {
+                    let ended = std::mem::take(&mut out.records);
+                    d.ended(&ended, &mut out);
+                    out.records = ended;
+                }
                 let _ = tx.send(out);
             }
         }

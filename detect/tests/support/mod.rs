@@ -279,6 +279,7 @@ pub fn input<'a>(m: &'a PacketMeta, payload: &'a [u8], dir: Option<Direction>) -
         established: true,
         stream: None,
         stream_offset: 0,
+        pseudo: false,
     }
 }
 
