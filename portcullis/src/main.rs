@@ -78,8 +78,9 @@ struct ReplayArgs {
     /// Print the summary as one JSON object on stdout instead of text on stderr.
     #[arg(long)]
     summary_json: bool,
-    /// Rule file to load, in addition to the config's rule-files (repeatable).
-    #[arg(long = "rules", value_name = "FILE")]
+    /// Rule file, or a directory of `*.rules` files, to load in addition to the config's
+    /// rule-files (repeatable).
+    #[arg(long = "rules", value_name = "FILE|DIR")]
     rules: Vec<PathBuf>,
     /// Act as an inline IPS would, as Suricata's --simulate-ips: packets a drop or reject rule
     /// matches (and the rest of their flow, when the rule drops the flow) are discarded,

@@ -21,8 +21,8 @@ pub enum RulesCommand {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Rule files [default: the config's rule-files].
-    #[arg(value_name = "FILE")]
+    /// Rule files, or directories of `*.rules` files [default: the config's rule-files].
+    #[arg(value_name = "FILE|DIR")]
     files: Vec<PathBuf>,
     /// Configuration file, for variables, rule files and the classification and reference
     /// files (Suricata's defaults apply when omitted).
@@ -56,8 +56,28 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<ExitCode> {
 /// Loads rule files with the config's variables. `classification.config` and
 /// `reference.config` come from the arguments, else the config, else (Suricata's own layout)
 /// beside the first rule file.
+/// A directory stands for the `*.rules` files in it, in name order (a ruleset as shipped,
+/// ET Open's for one); files are kept as given.
+fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        match std::fs::read_dir(p) {
+            Ok(dir) if p.is_dir() => {
+                let mut rules: Vec<PathBuf> =
+                    dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.extension().is_some_and(|x| x == "rules") && f.is_file()).collect();
+                rules.sort();
+                out.extend(rules);
+            }
+            // An unreadable directory or a file: the loader reports what it cannot read.
+            _ => out.push(p.clone()),
+        }
+    }
+    out
+}
+
 /// Returns the report and the classification file used.
 pub(crate) fn load(cfg: &Config, files: &[PathBuf], classification: Option<&Path>, reference: Option<&Path>) -> anyhow::Result<(LoadReport, Option<PathBuf>)> {
+    let files = &expand(files);
     let beside = |name: &str| files.first().and_then(|f| f.parent()).map(|d| d.join(name)).filter(|p| p.is_file());
     let classification = classification.map(Path::to_path_buf).or_else(|| cfg.classification_file.clone()).or_else(|| beside("classification.config"));
     let reference = reference.map(Path::to_path_buf).or_else(|| cfg.reference_config_file.clone()).or_else(|| beside("reference.config"));
@@ -142,5 +162,22 @@ fn print_text(report: &LoadReport, classification: Option<&Path>) {
     }
     for e in &report.errors {
         println!("error: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_stands_for_its_rules_files_in_name_order() {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["b.rules", "a.rules", "notes.txt"] {
+            std::fs::write(d.path().join(f), "").unwrap();
+        }
+        std::fs::create_dir(d.path().join("sub.rules")).unwrap();
+        let other = PathBuf::from("/nonexistent/x.rules");
+        let got = expand(&[d.path().to_path_buf(), other.clone()]);
+        assert_eq!(got, vec![d.path().join("a.rules"), d.path().join("b.rules"), other]);
     }
 }
