@@ -421,6 +421,7 @@ impl Engine {
 
         // The stream window: old bytes kept in front of the new ones.
         let mut stream_old_len = 0usize;
+        let mut stream_start = 0u64;
         let mut have_stream = false;
         if let (true, Some(s), Some(d), Some(f)) = (is_tcp, pkt.stream, di, flow.as_deref_mut()) {
             if !s.is_empty() {
@@ -431,6 +432,7 @@ impl Engine {
                 }
                 stream_old_len = w.buf.len();
                 w.buf.extend_from_slice(s);
+                stream_start = w.start;
                 have_stream = true;
             }
         }
@@ -518,16 +520,14 @@ impl Engine {
                         let f = flow.as_deref().expect("stream implies flow");
                         let buf = &f.stream[di.expect("stream implies direction")].buf;
                         let lower: &[u8] = if need_lower { &scratch.lower_stream } else { buf };
-                        // Suricata 7.0.10 inspects a raw stream chunk with positions counted
-                        // from the chunk's start (no stream offset): `depth:4` matches a second
-                        // request on a kept-alive connection, as its alerts on the demo show.
-                        let mut ins = Inspect::new(buf, lower, 0, self.cfg.recursion_limit);
+                        let mut ins = Inspect::new(buf, lower, stream_start, self.cfg.recursion_limit);
                         on_stream = ins.run(&c.ops) && ins.match_end as usize > stream_old_len;
                         if !on_stream && stream_old_len > 0 {
                             // The first match lay in data inspected before: look at the new
                             // bytes alone, as Suricata inspects the new chunk.
                             let o = stream_old_len;
-                            let mut ins = Inspect::new(&buf[o..], &lower[o..], 0, self.cfg.recursion_limit);
+                            let start = stream_start + o as u64;
+                            let mut ins = Inspect::new(&buf[o..], &lower[o..], start, self.cfg.recursion_limit);
                             on_stream = ins.run(&c.ops);
                         }
                     }
