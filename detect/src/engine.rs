@@ -112,7 +112,7 @@ pub struct PacketInput<'a> {
 }
 
 /// One alert, in engine order within its packet.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Alert {
     pub rule: RuleId,
     pub sid: u32,

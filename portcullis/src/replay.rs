@@ -840,7 +840,7 @@ mod tests {
     //! The engine with a fake inspector: bytes reach the workers intact, alerts and drops do
     //! not depend on the number of workers, and the simulated IPS counts what it drops.
     use super::*;
-    use crate::inspect::{Action, Verdict};
+    use crate::inspect::{Action, RuleId, Verdict};
     use etherparse::PacketBuilder;
     use portcullis_common::ipproto;
     use portcullis_eve::AlertRule;
@@ -885,7 +885,7 @@ mod tests {
             }
             let mut hit = |rule: u32, global_threshold: bool| {
                 let (_, sid, action) = RULES[rule as usize];
-                alerts.push(Alert { rule, sid, gid: 1, rev: 1, action, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold });
+                alerts.push(Alert { rule: RuleId(rule), sid, gid: 1, rev: 1, action, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold });
             };
             let mut v = Verdict::default();
             if matches!(m.icmp_type, 8 | 128) && matches!(m.key.proto, ipproto::ICMP | ipproto::ICMPV6) && !m.attach_only {
@@ -912,7 +912,7 @@ mod tests {
             *n <= 5
         }
         fn rule(&self, a: &Alert) -> AlertRule<'_> {
-            let (msg, sid, _) = RULES[a.rule as usize];
+            let (msg, sid, _) = RULES[a.rule.0 as usize];
             AlertRule { gid: 1, sid, rev: 1, msg, category: "", severity: 3, metadata: &[] }
         }
     }
@@ -1139,7 +1139,7 @@ mod tests {
 mod established {
     //! `flow:established` as the workers compute it, packet by packet, against Suricata's.
     use super::*;
-    use crate::inspect::Verdict;
+    use crate::inspect::{RuleId, Verdict};
     use portcullis_common::ipproto;
     use portcullis_eve::AlertRule;
     use std::collections::BTreeSet;
@@ -1165,7 +1165,7 @@ mod established {
                 _ => return Verdict::default(),
             };
             if pkt.established {
-                alerts.push(Alert { rule: 0, sid, gid: 1, rev: 0, action: Action::Alert, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold: false });
+                alerts.push(Alert { rule: RuleId(0), sid, gid: 1, rev: 0, action: Action::Alert, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold: false });
             }
             Verdict::default()
         }
