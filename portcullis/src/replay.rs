@@ -182,6 +182,12 @@ struct FlowCtx<F> {
     acked: [Option<u32>; 2],
 }
 
+/// Suricata's `alert.action`: blocked when a reject rule matched, or a drop rule in IPS mode.
+fn blocked(ips: bool, a: &Alert) -> bool {
+    let reject = a.action.drops() && a.action != Action::Drop;
+    reject || (ips && a.action.drops())
+}
+
 fn dir_index(d: Direction) -> usize {
     match d {
         Direction::ToServer => 0,
@@ -344,8 +350,7 @@ impl<I: Inspector> WorkerDetect<I> {
                 };
                 let info = PacketInfo::new(&meta, &[], Some(r.flow_id), Some(d));
                 for (i, a) in self.alerts.iter().enumerate() {
-                    let reject = a.action.drops() && a.action != Action::Drop;
-                    let blocked = reject || (self.ips && a.action.drops());
+                    let blocked = blocked(self.ips, a);
                     let k = (r.logged_at, 0, 0, (dir_index(d) * 64 + i) as u32);
                     out.events.push((k, PacketEvent::Alert { pkt: info, flow: Some(flow), alert: *a, blocked }));
                 }
@@ -430,10 +435,7 @@ impl<I: Inspector> WorkerDetect<I> {
             let flow = u.map(|u| table.snapshot(u.slot));
             let info = pkt();
             for (i, a) in self.alerts.iter().enumerate() {
-                // Suricata's alert.action: blocked when a reject rule matched, or a drop rule
-                // in IPS mode.
-                let reject = a.action.drops() && a.action != Action::Drop;
-                let blocked = reject || (self.ips && a.action.drops());
+                let blocked = blocked(self.ips, a);
                 out.events.push((key(i as u32), PacketEvent::Alert { pkt: info, flow, alert: *a, blocked }));
             }
         }
