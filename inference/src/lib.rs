@@ -1,8 +1,25 @@
-//! Flow scoring. This crate will own the `Scorer` interface, the batcher that collects
-//! exported flow feature vectors from the workers over bounded channels and flushes them on
-//! size or age, the tract-onnx CPU backend (the default) and the CUDA backend behind a cargo
-//! feature, and the latency histogram of scoring. Input: fixed-width feature rows from
-//! `flowtable`; output: per-flow class probabilities and anomaly scores. It never sees packets
-//! and never depends on `dataplane`.
+//! Flow scoring. This crate owns the model spec (`model.yaml`: feature names, hash, classes,
+//! thresholds) and its check against the extractor's feature names, the `Scorer` that turns
+//! a `FeatureBatch` of extractor rows into one `Score` per flow with a backend chosen once
+//! (tract-onnx on the CPU, or a native flat evaluator of the ONNX tree ensemble), the
+//! explanation of alerting flows, and the `Batcher` that collects rows from producer threads
+//! over bounded channels, flushes on size or age and keeps a latency histogram. Input:
+//! fixed-width `f32` rows named by the caller (`portcullis_flowtable::FEATURE_NAMES`); this
+//! crate never depends on `flowtable` or `dataplane` and never sees packets. It spawns no
+//! threads: the engine runs `Batcher::run` on a thread of its own.
 //!
-//! Nothing is implemented yet: replay does not score flows, and says so when asked to.
+//! Not here: a CUDA backend (a later issue), the policy that turns alerts into verdicts.
+
+mod batcher;
+pub mod dataset;
+mod error;
+mod scorer;
+mod spec;
+pub mod synthetic;
+mod tree;
+
+pub use batcher::{Batcher, BatcherConfig, BatcherStats, FlushReason, Producer, ScoredBatch, WhenFull};
+pub use error::InferenceError;
+pub use scorer::{Backend, Contribution, Explanation, FeatureBatch, Reference, Score, Scorer};
+pub use spec::{features_sha256, FeatureMap, ModelSpec, Thresholds};
+pub use tree::{Ablation, ClassLabels, TreeEnsemble};
