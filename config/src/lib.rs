@@ -186,19 +186,28 @@ pub struct Threading {
     pub batch_size: Option<usize>,
 }
 
-/// The learned flow detector: whether flows carry CICFlowMeter features, and how often a
-/// long flow's features are exported before it ends.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// The learned flow detector: whether flows are scored (and so carry CICFlowMeter
+/// features), by which model, and how often a long flow's features are exported before it
+/// ends.
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct MlSection {
-    /// Compute every flow's features (costs memory per flow, counted in `flow.memcap`).
-    #[serde(default, deserialize_with = "yes_no")]
+    /// Score flows with the model, computing every flow's features for it (costs memory per
+    /// flow, counted in `flow.memcap`). On unless turned off.
+    #[serde(default = "yes", deserialize_with = "yes_no")]
     pub enabled: bool,
-    /// Directory of the model (its `model.yaml` contract and ONNX files) that scores flows.
+    /// Directory of the model (its `model.yaml` contract and ONNX files) that scores flows;
+    /// relative paths are taken from the working directory. Absent: the bundled model.
     pub model: Option<PathBuf>,
     /// Seconds of flow age between exports of a running flow's features; 0: only when the
     /// flow ends.
     pub checkpoint_interval: Option<u32>,
+}
+
+impl Default for MlSection {
+    fn default() -> Self {
+        MlSection { enabled: true, model: None, checkpoint_interval: None }
+    }
 }
 
 /// Adds the line to an "unknown field" message when the YAML parser gave none (it gives
@@ -400,7 +409,9 @@ mod tests {
     #[test]
     fn ml_turns_flow_features_on() {
         let f = parse("").unwrap().flow_config();
-        assert!(!f.features, "features cost memory, so they are off unless asked for");
+        assert!(f.features, "the model scores flows unless it is turned off");
+        assert!(Config::default().ml.enabled);
+        assert!(!parse("ml:\n  enabled: no\n").unwrap().flow_config().features);
         let c = parse("ml:\n  enabled: yes\n  model: configs/models/cicids2017/v1\n  checkpoint-interval: 60\n").unwrap();
         let f = c.flow_config();
         assert!(f.features);

@@ -84,7 +84,9 @@ pub struct AlertEvent<'a> {
     timestamp: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     flow_id: Option<u64>,
-    pcap_cnt: u64,
+    /// Absent on a model alert raised when its flow ended: no packet caused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pcap_cnt: Option<u64>,
     event_type: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     vlan: Vec<u16>,
@@ -99,6 +101,7 @@ pub struct AlertEvent<'a> {
     icmp_type: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     icmp_code: Option<u8>,
+    #[serde(skip_serializing_if = "str::is_empty")]
     pkt_src: &'static str,
     alert: AlertObject<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,6 +123,48 @@ struct AlertObject<'a> {
     severity: u8,
     #[serde(skip_serializing_if = "Metadata::is_empty")]
     metadata: Metadata<'a>,
+    /// Suricata's "extra context data" object; Portcullis puts a model alert's verdict here
+    /// (`alert.context.ml`), because the EVE schema allows no other property at the top level
+    /// or in `alert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<AlertContext<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct AlertContext<'a> {
+    ml: MlVerdict<'a>,
+}
+
+/// Why the flow model alerted: the model, its verdict on the flow and the features that
+/// weighed most in it. Written as `alert.context.ml`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MlVerdict<'a> {
+    pub model: &'a str,
+    pub version: &'a str,
+    /// `classifier` or `anomaly`: which of the model's detectors raised the alert.
+    pub detector: &'static str,
+    /// The classifier's most probable class.
+    pub class: &'a str,
+    pub probability: f32,
+    /// The autoencoder's reconstruction score, when the model has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly_score: Option<f32>,
+    /// True when the features were exported at the flow's end; false for a checkpoint of a
+    /// flow still running.
+    pub flow_ended: bool,
+    /// The features that weighed most in the verdict, largest first.
+    pub top_features: Vec<MlFeature<'a>>,
+}
+
+/// One feature's part in a model alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MlFeature<'a> {
+    pub name: &'a str,
+    /// Its value in the flow.
+    pub value: f32,
+    /// Classifier: how much the alerting class's probability drops when the feature is set
+    /// to the model's benign reference. Anomaly: the feature's squared reconstruction error.
+    pub weight: f32,
 }
 
 /// `alert.metadata`: each key once with all its values, as Suricata 7 writes it: keys in
@@ -177,7 +222,7 @@ pub fn alert_event<'a>(pkt: &PacketInfo, flow: Option<&FlowSnapshot>, rule: &Ale
     AlertEvent {
         timestamp: format_timestamp(pkt.ts),
         flow_id: pkt.flow_id,
-        pcap_cnt: pkt.pcap_cnt,
+        pcap_cnt: Some(pkt.pcap_cnt),
         event_type: "alert",
         vlan: k.vlan.iter().copied().take_while(|&v| v != 0).collect(),
         src_ip: EveIp(k.src_ip()),
@@ -197,6 +242,7 @@ pub fn alert_event<'a>(pkt: &PacketInfo, flow: Option<&FlowSnapshot>, rule: &Ale
             category: rule.category,
             severity: rule.severity,
             metadata: Metadata(rule.metadata),
+            context: None,
         },
         app_proto: None,
         direction: pkt.dir.map(direction_name),
@@ -217,6 +263,24 @@ pub fn alert_event<'a>(pkt: &PacketInfo, flow: Option<&FlowSnapshot>, rule: &Ale
             }
         }),
     }
+}
+
+/// The EVE `alert` event for a flow the model flagged: the flow's addresses and ports
+/// (initiator as source), its `flow_id`, `at` (the time its features were exported) as the
+/// timestamp, the packet that made a checkpoint due as `pcap_cnt` (none when the flow ended),
+/// no direction, and the verdict in `alert.context.ml`. The action is always `allowed`: the
+/// model only reports.
+pub fn ml_alert_event<'a>(flow: &FlowSnapshot, at: Timestamp, pcap_cnt: Option<u64>, rule: &AlertRule<'a>, ml: MlVerdict<'a>) -> AlertEvent<'a> {
+    let pkt = PacketInfo { ts: at, pcap_cnt: 0, key: flow.key, icmp_type: 0, icmp_code: 0, flow_id: Some(flow.flow_id), dir: None };
+    let mut ev = alert_event(&pkt, Some(flow), rule, false);
+    ev.pcap_cnt = pcap_cnt;
+    // A flow has no single ICMP type and code.
+    (ev.icmp_type, ev.icmp_code) = (None, None);
+    if pcap_cnt.is_none() {
+        ev.pkt_src = "";
+    }
+    ev.alert.context = Some(AlertContext { ml });
+    ev
 }
 
 /// Why a packet was dropped (Suricata's `drop.reason` and `stats.ips.drop_reason` names).
@@ -498,6 +562,41 @@ mod tests {
         assert_eq!(serde_json::to_string(&ev["drop"]).unwrap(), r#"{"len":56,"tos":192,"ttl":64,"ipid":8679,"icmp_id":0,"icmp_seq":0,"reason":"flow drop"}"#);
     }
 
+    fn ml_verdict() -> MlVerdict<'static> {
+        MlVerdict {
+            model: "portcullis-cicids2017",
+            version: "v2",
+            detector: "classifier",
+            class: "SSH-Patator",
+            probability: 0.97,
+            anomaly_score: Some(0.5),
+            flow_ended: true,
+            top_features: vec![MlFeature { name: "Flow Duration", value: 3.5e6, weight: 0.4 }],
+        }
+    }
+
+    #[test]
+    fn ml_alert_is_about_the_flow_and_carries_the_verdict_in_context() {
+        let rule = AlertRule { gid: 9000, sid: 9_000_010, rev: 1, msg: "ML SSH-Patator", category: "Machine learning: flow classifier", severity: 1, metadata: &[] };
+        let at = Timestamp::from_secs_micros(1_700_000_009, 0);
+        let line = serde_json::to_string(&ml_alert_event(&snapshot(), at, None, &rule, ml_verdict())).unwrap();
+        let ev: Value = serde_json::from_str(&line).unwrap();
+        // No packet made it: no pcap_cnt, packet source or direction; the flow's own 5-tuple.
+        assert_eq!(keys(&ev), ["timestamp", "flow_id", "event_type", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "alert", "flow"]);
+        assert_eq!(keys(&ev["alert"]), ["action", "gid", "signature_id", "rev", "signature", "category", "severity", "context"]);
+        assert_eq!((ev["src_ip"].as_str(), ev["dest_port"].as_u64(), ev["flow_id"].as_u64()), (Some("10.77.0.2"), Some(443), Some(42)));
+        assert_eq!(ev["timestamp"], format_timestamp(at));
+        assert_eq!(ev["alert"]["action"], "allowed");
+        // Written as f32, so probabilities read as the model gave them.
+        assert!(
+            line.contains(r#""context":{"ml":{"model":"portcullis-cicids2017","version":"v2","detector":"classifier","class":"SSH-Patator","probability":0.97,"anomaly_score":0.5,"flow_ended":true,"top_features":[{"name":"Flow Duration","value":3500000.0,"weight":0.4}]}}}"#),
+            "{line}"
+        );
+        // A checkpoint's alert names the packet that made it due.
+        let ev = serde_json::to_value(ml_alert_event(&snapshot(), at, Some(77), &rule, ml_verdict())).unwrap();
+        assert_eq!((ev["pcap_cnt"].as_u64(), ev["pkt_src"].as_str()), (Some(77), Some("wire/pcap")));
+    }
+
     #[test]
     fn alert_and_drop_validate_against_the_eve_schema() {
         let Some(v) = crate::event::tests::schema() else { return };
@@ -515,6 +614,7 @@ mod tests {
             serde_json::to_value(alert_event(&pkt, Some(&snapshot()), &rule, false)).unwrap(),
             serde_json::to_value(drop_event(&pkt, &DropInfo::new(&m, &l3), DropReason::Rules)).unwrap(),
             serde_json::to_value(drop_event(&p6, &DropInfo::new(&v6, &l3v6), DropReason::FlowDrop)).unwrap(),
+            serde_json::to_value(ml_alert_event(&snapshot(), Timestamp(5), None, &rule, ml_verdict())).unwrap(),
         ];
         assert_eq!(events[2]["drop"]["flowlbl"], 1);
         assert_eq!(events[2]["drop"]["udplen"], 9);

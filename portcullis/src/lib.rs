@@ -8,6 +8,7 @@
 
 pub mod features;
 pub mod inspect;
+pub mod ml;
 pub mod replay;
 
 pub use inspect::{Inspector, NoRules};

@@ -87,6 +87,13 @@ struct ReplayArgs {
     /// logged as `drop` events and counted in stats.ips.
     #[arg(long)]
     simulate_ips: bool,
+    /// Score flows with this model (a directory holding model.yaml and its ONNX files)
+    /// [default: the config's ml.model, else the newest bundled configs/models/cicids2017/*].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_ml")]
+    model: Option<PathBuf>,
+    /// Do not score flows (and do not compute their features), whatever the config says.
+    #[arg(long)]
+    no_ml: bool,
 }
 
 fn main() -> ExitCode {
@@ -151,11 +158,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     // The config's `rule-files`, then each `--rules` in order.
     let rule_files: Vec<PathBuf> = cfg.rule_paths().into_iter().chain(a.rules.iter().cloned()).collect();
     let engine = if rule_files.is_empty() { None } else { Some(Arc::new(load_engine(&cfg, &rule_files, a.quiet)?)) };
-    if cfg.ml.enabled {
-        // The flow table computes the features; the scorer that would consume them is not
-        // merged yet, so they are computed and dropped.
-        eprintln!("note: flow scoring is not built in yet; ml.enabled computes flow features (fewer flows fit in flow.memcap) but no scores will be written");
-    }
+    let model = model_dir(&a, &cfg)?;
     let threads = a
         .threads
         .or(cfg.threading.workers.filter(|&w| w > 0))
@@ -175,6 +178,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         log_drops: eve_cfg.types.contains(&EventType::Drop),
         simulate_ips: a.simulate_ips,
         progress: !a.no_progress && std::io::stderr().is_terminal(),
+        model,
     };
     let s = match engine {
         Some(e) => run_replay_with(&opts, Some(e)),
@@ -187,6 +191,29 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         print_summary(&s, threads);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The model to score flows with: `--model`, else the config's `ml.model` (from the working
+/// directory, then from the config file's directory), else the newest bundled one. `None`
+/// with `--no-ml` or `ml.enabled: no`, and, said in one line, when no bundled model is found.
+fn model_dir(a: &ReplayArgs, cfg: &Config) -> anyhow::Result<Option<PathBuf>> {
+    if a.no_ml || (!cfg.ml.enabled && a.model.is_none()) {
+        return Ok(None);
+    }
+    if let Some(m) = &a.model {
+        anyhow::ensure!(m.exists(), "--model {}: no such directory", m.display());
+        return Ok(Some(m.clone()));
+    }
+    if let Some(m) = &cfg.ml.model {
+        let beside_config = a.config.as_ref().and_then(|c| c.parent()).map(|d| d.join(m));
+        let found = std::iter::once(m.clone()).chain(beside_config).find(|p| p.exists());
+        return found.map(Some).with_context(|| format!("ml.model {}: no such directory", m.display()));
+    }
+    let bundled = portcullis::ml::bundled_model_dir();
+    if bundled.is_none() {
+        eprintln!("note: no bundled model found (configs/models/cicids2017/*/model.yaml beside the executable or in the working directory); flows are not scored");
+    }
+    Ok(bundled)
 }
 
 /// Loads the rule files and compiles them. Rules that do not load or compile are counted
@@ -224,6 +251,18 @@ fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {
         "events_written": s.events_written,
         "alerts": s.detect.map(|d| d.alert),
         "blocked": s.ips.map(|i| i.blocked),
+        "ml": s.ml.as_ref().map(|m| serde_json::json!({
+            "model": m.model,
+            "version": m.version,
+            "dir": m.dir,
+            "flows_scored": m.flows_scored,
+            "checkpoints_scored": m.checkpoints_scored,
+            "alerts": m.alerts,
+            "score_calls": m.score_calls,
+            "latency_p50_us": m.latency_p50_us,
+            "latency_p99_us": m.latency_p99_us,
+            "failed": m.failed,
+        })),
     })
 }
 
@@ -241,7 +280,24 @@ fn print_summary(s: &ReplaySummary, threads: usize) {
         eprintln!("  files with errors: {} (see warnings above)", s.capture_errors.len());
     }
     if let Some(d) = s.detect {
-        eprintln!("  alerts     {:>12}  ({} suppressed by thresholds)", d.alert, d.alerts_suppressed);
+        let ml = s.ml.as_ref().map_or(String::new(), |m| format!(", {} from the model", m.alerts));
+        eprintln!("  alerts     {:>12}  ({} suppressed by thresholds{ml})", d.alert, d.alerts_suppressed);
+    }
+    if let Some(m) = &s.ml {
+        eprintln!(
+            "  ml         {:>12}  flows scored, {} checkpoints; {} {} ({}); scoring p50 {} µs, p99 {} µs per batch of {} calls",
+            m.flows_scored,
+            m.checkpoints_scored,
+            m.model,
+            m.version,
+            m.dir.display(),
+            m.latency_p50_us,
+            m.latency_p99_us,
+            m.score_calls
+        );
+        if let Some(e) = &m.first_error {
+            eprintln!("  ml errors  {:>12}  rows not scored: {e}", m.failed);
+        }
     }
     if let Some(i) = s.ips {
         eprintln!("  ips        {:>12}  accepted, {} blocked", i.accepted, i.blocked);

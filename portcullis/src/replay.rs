@@ -10,12 +10,13 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use portcullis_common::{Direction, PacketMeta, Timestamp};
 use portcullis_dataplane::{capture_files, CaptureError, CaptureFile, DecodeStats, Decoded, Decoder, DecoderConfig};
 use portcullis_eve::{
-    alert_event, drop_event, flow_event, stats_event, DetectStats, DropInfo, DropReason, EveError, EveWriter, IpsStats, PacketInfo, Stats,
+    alert_event, drop_event, flow_event, ml_alert_event, stats_event, DetectStats, DropInfo, DropReason, EveError, EveWriter, IpsStats, PacketInfo, Stats,
 };
 use portcullis_flowtable::{FlowConfig, FlowRecord, FlowSnapshot, FlowStats, FlowTable, Update};
 use portcullis_stream::{Reassembler, StreamConfig, StreamStats};
 
 use crate::inspect::{Action, Alert, Inspector, NoRules, PacketInput};
+use crate::ml::{load_model, MlAlert, MlModel, MlSummary, MlWorkerStats, ModelError, WorkerMl};
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -38,6 +39,9 @@ pub struct ReplayOptions {
     pub simulate_ips: bool,
     /// Draw a progress bar on stderr (only if it is a terminal).
     pub progress: bool,
+    /// The flow model to score flows with (a directory holding `model.yaml`); `None`: no
+    /// scoring, and the flow table computes no features.
+    pub model: Option<PathBuf>,
 }
 
 impl Default for ReplayOptions {
@@ -55,6 +59,7 @@ impl Default for ReplayOptions {
             log_drops: true,
             simulate_ips: false,
             progress: false,
+            model: None,
         }
     }
 }
@@ -77,6 +82,8 @@ pub struct ReplaySummary {
     pub detect: Option<DetectStats>,
     /// Packets accepted and blocked, with `simulate_ips`.
     pub ips: Option<IpsStats>,
+    /// Flows scored and model alerts, when a model was loaded.
+    pub ml: Option<MlSummary>,
 }
 
 impl ReplaySummary {
@@ -92,6 +99,8 @@ pub enum ReplayError {
     Eve(#[from] EveError),
     #[error(transparent)]
     Input(#[from] CaptureError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
     #[error("a worker thread panicked")]
     WorkerPanic,
 }
@@ -159,6 +168,8 @@ struct WorkerOut {
     events: Vec<(EventKey, PacketEvent)>,
     /// Every packet the simulated IPS discarded, logged or not: (pcap_cnt, reason).
     dropped: Vec<(u64, DropReason)>,
+    /// Model alerts raised by the flows this batch scored.
+    ml: Vec<MlAlert>,
 }
 
 /// A flow's state beside its flow-table slot, dropped with the flow.
@@ -460,21 +471,25 @@ impl<I: Inspector> WorkerDetect<I> {
 fn worker<I: Inspector>(
     cfg: FlowConfig,
     engine: Option<Arc<I>>,
+    mut ml: Option<WorkerMl>,
     ips: bool,
     rx: Receiver<WorkerMsg>,
     tx: Sender<WorkerOut>,
     recycle: Sender<Batch>,
-) -> FlowStats {
+) -> (FlowStats, Option<MlWorkerStats>) {
     let mut table = FlowTable::new(cfg);
     let mut det = engine.map(|e| WorkerDetect::new(e, ips));
     for msg in rx {
-        let mut out = WorkerOut { seq: 0, records: Vec::new(), events: Vec::new(), dropped: Vec::new() };
+        let mut out = WorkerOut { seq: 0, records: Vec::new(), events: Vec::new(), dropped: Vec::new(), ml: Vec::new() };
         match msg {
             WorkerMsg::Batch { seq, watermark, mut batch } => {
                 out.seq = seq;
                 for bp in &batch.packets {
                     let before = out.records.len();
-                    let u = table.update(&bp.meta, &mut out.records);
+                    let u = match ml.as_mut() {
+                        Some(m) => m.update(&mut table, &bp.meta, &mut out.records),
+                        None => table.update(&bp.meta, &mut out.records),
+                    };
                     if let Some(d) = det.as_mut() {
                         // Flows that ended on the way may have freed the slot this packet's
                         // flow now occupies: forget them first.
@@ -485,7 +500,15 @@ fn worker<I: Inspector>(
                     }
                 }
                 let before = out.records.len();
-                table.expire(watermark, &mut out.records);
+                match ml.as_mut() {
+                    Some(m) => {
+                        m.expire(&mut table, watermark, &mut out.records);
+                        // One scoring call per batch: every export of the batch, checkpoints
+                        // of running flows included.
+                        m.score(&mut out.ml);
+                    }
+                    None => table.expire(watermark, &mut out.records),
+                }
                 if let Some(d) = det.as_mut() {
                     let ended = out.records.split_off(before);
                     d.ended(&ended, &mut out);
@@ -502,8 +525,17 @@ fn worker<I: Inspector>(
             }
             WorkerMsg::Finish { seq, now } => {
                 out.seq = seq;
-                table.expire(now, &mut out.records);
-                table.flush(now, &mut out.records);
+                match ml.as_mut() {
+                    Some(m) => {
+                        m.expire(&mut table, now, &mut out.records);
+                        m.flush(&mut table, now, &mut out.records);
+                        m.score(&mut out.ml);
+                    }
+                    None => {
+                        table.expire(now, &mut out.records);
+                        table.flush(now, &mut out.records);
+                    }
+                }
                 if let Some(d) = det.as_mut() {
                     let ended = std::mem::take(&mut out.records);
                     d.ended(&ended, &mut out);
@@ -513,18 +545,23 @@ fn worker<I: Inspector>(
             }
         }
     }
-    table.stats.clone()
+    (table.stats.clone(), ml.map(|m| m.stats))
 }
 
 /// Where an event goes in a batch's output: (time, 0 for a packet's events or 1 for a flow,
-/// then pcap_cnt, sub, index for packet events or start, flow id, 0 for flows).
-type OutputKey = (Timestamp, u8, i64, u64, u32);
+/// then pcap_cnt, sub, 0, index for packet events; the checkpoint's pcap_cnt (or the largest
+/// value when the flow ended), 2, flow id, 0 for model alerts; start, flow id, 0, 0 for
+/// flows). A model alert thus follows the rule alerts of the packet that made its checkpoint
+/// due, and one raised as its flow ended precedes the flow event, which can then say
+/// `alerted`.
+type OutputKey = (Timestamp, u8, i64, u64, u64, u32);
 
 /// What the writer counted.
 #[derive(Debug, Default)]
 struct WriterTotals {
     flows: u64,
     alerts: u64,
+    ml_alerts: u64,
     suppressed: u64,
     ips: IpsStats,
 }
@@ -539,6 +576,7 @@ fn writer<I: Inspector>(
     mut eve: Option<EveWriter>,
     opts: &ReplayOptions,
     engine: Option<Arc<I>>,
+    model: Option<Arc<MlModel>>,
 ) -> Result<(Option<EveWriter>, WriterTotals), EveError> {
     let mut pending: BTreeMap<u64, (usize, Vec<WorkerOut>)> = BTreeMap::new();
     let mut next = 0u64;
@@ -550,6 +588,7 @@ fn writer<I: Inspector>(
     let mut blocked: Vec<(u64, DropReason)> = Vec::new();
     let mut events: Vec<(EventKey, PacketEvent)> = Vec::new();
     let mut records: Vec<FlowRecord> = Vec::new();
+    let mut ml: Vec<MlAlert> = Vec::new();
     let mut order: Vec<(OutputKey, u32)> = Vec::new();
     for out in rx {
         let e = pending.entry(out.seq).or_insert((0, Vec::new()));
@@ -560,16 +599,24 @@ fn writer<I: Inspector>(
             events.clear();
             records.clear();
             blocked.clear();
+            ml.clear();
             for o in outs {
                 blocked.extend(o.dropped);
                 events.extend(o.events);
                 records.extend(o.records);
+                ml.extend(o.ml);
             }
             // Sorting small keys with indices, not the events themselves, keeps this cheap.
+            // Indices: packet events, then flow records, then model alerts.
             order.clear();
-            order.extend(events.iter().enumerate().map(|(i, ((ts, cnt, sub, idx), _))| ((*ts, 0, *cnt as i64, u64::from(*sub), *idx), i as u32)));
+            order.extend(events.iter().enumerate().map(|(i, ((ts, cnt, sub, idx), _))| ((*ts, 0, *cnt as i64, u64::from(*sub), 0, *idx), i as u32)));
             let ne = events.len() as u32;
-            order.extend(records.iter().enumerate().map(|(i, r)| ((r.logged_at, 1, r.start.0, r.flow_id, 0), ne + i as u32)));
+            order.extend(records.iter().enumerate().map(|(i, r)| ((r.logged_at, 1, r.start.0, r.flow_id, 0, 0), ne + i as u32)));
+            let nr = ne + records.len() as u32;
+            order.extend(ml.iter().enumerate().map(|(i, a)| {
+                let cnt = a.pcap_cnt.map_or(i64::MAX, |c| c as i64);
+                ((a.at, 0, cnt, 2, a.flow.flow_id, 0), nr + i as u32)
+            }));
             order.sort_unstable_by_key(|&(k, _)| k);
             // A frame is blocked once, whichever of its packets (a tunnel's outer and inner)
             // was dropped, and for a rule if any of them was.
@@ -586,7 +633,16 @@ fn writer<I: Inspector>(
                 // Events are counted and thresholds applied even when nothing is written;
                 // serialising is skipped.
                 let writing = eve.is_some() && failed.is_none();
-                let line = if i < ne {
+                let line = if i >= nr {
+                    let a = &ml[(i - nr) as usize];
+                    let Some(model) = model.as_deref() else { continue };
+                    totals.ml_alerts += 1;
+                    alerted.insert(a.flow.flow_id);
+                    if !writing || !opts.log_alerts {
+                        continue;
+                    }
+                    serde_json::to_vec(&ml_alert_event(&a.flow, a.at, a.pcap_cnt, &model.rule(a.kind, a.severity), a.verdict(model)))
+                } else if i < ne {
                     match &events[i as usize].1 {
                         PacketEvent::Alert { pkt, flow, alert, blocked } => {
                             let Some(engine) = engine.as_ref() else { continue };
@@ -649,21 +705,33 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
 pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>>) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
     let files = capture_files(&opts.inputs)?;
+    let n = opts.threads.max(1);
+    let batch_size = opts.batch_size.max(1);
+    // The model is loaded (once per worker) before anything is written, so a model that is
+    // refused stops the replay at once.
+    let (model, mut scorers) = match &opts.model {
+        Some(dir) => {
+            let (m, s) = load_model(dir, n)?;
+            (Some(m), s)
+        }
+        None => (None, Vec::new()),
+    };
     let eve = match &opts.eve {
         Some(p) => Some(EveWriter::open(p)?),
         None => None,
     };
-    let n = opts.threads.max(1);
-    let batch_size = opts.batch_size.max(1);
     let mut flow_cfg = opts.flow;
     flow_cfg.memcap = (flow_cfg.memcap / n as u64).max(1 << 16);
+    // Features are computed only for a model to score them.
+    flow_cfg.features = model.is_some();
 
     let (out_tx, out_rx) = bounded::<WorkerOut>(n * 8);
     let wopts = opts.clone();
     let wengine = engine.clone();
+    let wmodel = model.clone();
     let writer_handle = thread::Builder::new()
         .name("eve-writer".into())
-        .spawn(move || writer(out_rx, n, eve, &wopts, wengine))
+        .spawn(move || writer(out_rx, n, eve, &wopts, wengine, wmodel))
         .expect("spawn writer thread");
     // Processed batches come back here; every worker channel holds at most 8 and each worker
     // works on one, so this never has to turn one away in steady state.
@@ -675,12 +743,13 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
         let out_tx = out_tx.clone();
         let recycle = recycle_tx.clone();
         let engine = engine.clone();
+        let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
         let ips = opts.simulate_ips;
         txs.push(tx);
         handles.push(
             thread::Builder::new()
                 .name(format!("flow-worker-{i}"))
-                .spawn(move || worker(flow_cfg, engine, ips, rx, out_tx, recycle))
+                .spawn(move || worker(flow_cfg, engine, ml, ips, rx, out_tx, recycle))
                 .expect("spawn worker thread"),
         );
     }
@@ -776,9 +845,11 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     }
     drop(txs);
     let mut flow_stats = FlowStats::default();
+    let mut ml_stats = Vec::new();
     for h in handles {
-        let s = h.join().map_err(|_| ReplayError::WorkerPanic)?;
+        let (s, m) = h.join().map_err(|_| ReplayError::WorkerPanic)?;
         flow_stats.merge(&s);
+        ml_stats.extend(m);
     }
     let (eve, totals) = writer_handle.join().map_err(|_| ReplayError::WorkerPanic)??;
     bar.finish_and_clear();
@@ -787,8 +858,12 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     summary.bytes = decoder.stats.bytes;
     summary.anomalies = decoder.stats.anomalies();
     summary.flows = totals.flows;
-    if engine.is_some() {
-        summary.detect = Some(DetectStats { alert: totals.alerts, alerts_suppressed: totals.suppressed });
+    if engine.is_some() || model.is_some() {
+        // Suricata's detect.alert counts every alert event; model alerts are alert events.
+        summary.detect = Some(DetectStats { alert: totals.alerts + totals.ml_alerts, alerts_suppressed: totals.suppressed });
+    }
+    if let Some(m) = &model {
+        summary.ml = Some(MlSummary::new(m, ml_stats, totals.ml_alerts));
     }
     if opts.simulate_ips {
         // Every frame read is accepted or blocked, as Suricata counts them.

@@ -150,7 +150,7 @@ fn truncated_capture_is_reported_with_file_and_offset_and_the_rest_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let cut = dir.path().join("cut.pcap");
     std::fs::File::create(&cut).unwrap().write_all(&full[..full.len() / 2]).unwrap();
-    let out = portcullis(&["replay", "--no-eve", "--summary-json", "--threads", "1", cut.to_str().unwrap(), demo().to_str().unwrap()]);
+    let out = portcullis(&["replay", "--no-ml", "--no-eve", "--summary-json", "--threads", "1", cut.to_str().unwrap(), demo().to_str().unwrap()]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cut.pcap: truncated at offset "), "{err}");
@@ -184,7 +184,7 @@ fn not_a_capture_is_skipped_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.pcap");
     std::fs::write(&junk, b"this is not a capture file at all").unwrap();
-    let out = portcullis(&["replay", "--no-eve", "--summary-json", junk.to_str().unwrap(), demo().to_str().unwrap()]);
+    let out = portcullis(&["replay", "--no-ml", "--no-eve", "--summary-json", junk.to_str().unwrap(), demo().to_str().unwrap()]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("junk.pcap: not a pcap or pcapng file"));
 }
@@ -196,6 +196,7 @@ fn alerts_match_suricatas_on_the_demo_capture() {
     let eve = dir.path().join("eve.json");
     let out = portcullis(&[
         "replay",
+        "--no-ml",
         "--rules",
         case.join("test.rules").to_str().unwrap(),
         "--eve",
