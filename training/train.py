@@ -93,7 +93,7 @@ TREE_BUDGET = {"n_estimators": 50, "learning_rate": 0.25, "max_depth": 6}
 # Each attack capture weighs CAPTURE_TOTAL_WEIGHT in all, spread over its fit rows, at most
 # CAPTURE_MAX_ROW_WEIGHT per row: the CIC-DDoS2019 flood (thousands of flows) then does not
 # drown the two-flow captures, and a two-flow capture does not become a handful of rows each
-# worth hundreds of CIC flows. For scale: a CIC class weighs about 2,300 (balanced weights).
+# worth hundreds of CIC flows. For scale: a CIC class weighs about 2,400 (balanced weights).
 # v3 also doubles the weight of the benign flows from other networks. Both were chosen on the
 # validation rows (the held-out captures and the CIC test split played no part): with a capture
 # weight of 300 and benign x1, 4 of 750 CIC and 1 of 813 other-network benign validation flows
