@@ -16,9 +16,13 @@ Two ways to give it flows:
 A CSV with a column named "capture" is split by that column instead of by file.
 
 Ground truth is per capture, from where the capture comes from (SOURCES.md) and its name: see
-`truth()`. The captures under attacks/ and scans/ are recordings made for one attack, so every
-flow in them is counted as attack traffic and the target is that each such capture has flagged
-flows. nDPI captures are application traffic except the ones `NDPI_NOT_BENIGN` names (attacks,
+`truth()`. The captures under attacks/ and scans/ are recordings made for one attack; within
+them capture_flows.py tells the attack flows (between the attacker and the victim) from the
+rest, which are reported apart as non-attack flows, and the target is that each such capture
+has flagged attack flows. A model that learned the earlier flows of the attack captures (v3)
+is evaluated on the later, held-out ones only: --attack-split-from MODEL_DIR keeps the attack
+flows that capture_flows.py holds out, and checks that their number per capture is the one
+that model's model.yaml records. nDPI captures are application traffic except the ones `NDPI_NOT_BENIGN` names (attacks,
 malware, tunnels, fuzzed or crafted packets), which are reported apart and left out of the
 benign pool. The benign target: at most 0.5 % of the pooled benign flows flagged.
 """
@@ -38,6 +42,7 @@ import onnxruntime as ort
 import pandas as pd
 import yaml
 
+import capture_flows
 import portcullis_model as pm
 
 CAPTURE_EXT = (".pcap", ".pcapng", ".cap")
@@ -143,6 +148,10 @@ def extract(captures, cache: Path, template: str) -> list[tuple[str, str, Path |
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model-dir", type=Path, default=pm.MODEL_DIR / "v1", help="default: %(default)s")
+    ap.add_argument("--attack-split-from", type=Path, default=None, metavar="MODEL_DIR",
+                    help="count only the held-out (later) attack flows of each attack capture, as "
+                    "capture_flows.py splits them for the model trained on them (MODEL_DIR/model.yaml, "
+                    "training_data.attack_captures); normally the --model-dir itself")
     ap.add_argument("--csv", type=Path, nargs="*", default=[], help="flow CSVs, one per capture")
     ap.add_argument("--set", default="ndpi", help="capture set assumed for --csv files whose name says nothing "
                     "(attacks, scans, benign, ndpi)")
@@ -184,6 +193,16 @@ def main() -> int:
     extra = models.doc["training_data"].get("extra_benign")
     if extra:
         trained_on = set(extra["captures"]["fit"]) | set(extra["captures"]["val"])
+    split_counts = None
+    if args.attack_split_from:
+        doc = yaml.safe_load((args.attack_split_from / "model.yaml").read_text())
+        learned = doc["training_data"].get("attack_captures")
+        if not learned:
+            raise SystemExit(f"{args.attack_split_from}/model.yaml: the model learned no attack captures")
+        split_counts = {k: v["flows"]["heldout"] for k, v in learned["captures"].items()}
+    elif models.doc["training_data"].get("attack_captures"):
+        print("warning: this model learned the earlier flows of the attack captures; without "
+              "--attack-split-from its attack figures include flows it was trained on", file=sys.stderr)
     rows = []
     for set_name, fname, df, err in items:
         stem = fname
@@ -193,9 +212,27 @@ def main() -> int:
         if f"{set_name}/{fname}" in trained_on:
             kind, what = "trained-on", "benign capture used in training"
         row = {"set": set_name, "capture": stem, "truth": kind, "what": what, "flows": 0,
-               "clf_flagged": 0, "ae_flagged": 0, "either_flagged": 0, "top_alert_class": "", "error": err}
+               "clf_flagged": 0, "ae_flagged": 0, "either_flagged": 0, "top_alert_class": "",
+               "non_attack_flows": 0, "non_attack_flagged": 0, "error": err}
         if df is not None and len(df):
+            df = df.reset_index(drop=True)
             s = models.score(df)
+            # Which flows count: an attack capture's attack flows (held out only, with
+            # --attack-split-from), the rest reported as non-attack flows; every flow elsewhere.
+            counted = np.ones(len(df), dtype=bool)
+            lab = capture_flows.label(set_name, fname, df) if kind == "attack" and set_name in ("attacks", "scans") else None
+            if lab is not None:
+                attack = (lab["cls"] != "").to_numpy()
+                counted = attack & (lab["split"] == "heldout").to_numpy() if split_counts is not None else attack
+                non = ~attack
+                flag = (s.clf_flag | s.ae_flag).to_numpy()
+                row.update(non_attack_flows=int(non.sum()), non_attack_flagged=int((flag & non).sum()))
+                key = capture_flows.capture_key(set_name, fname)
+                if split_counts is not None and split_counts.get(key, 0) != int(counted.sum()):
+                    raise SystemExit(f"{key}: {int(counted.sum())} held-out attack flows here, "
+                                     f"{split_counts.get(key)} in {args.attack_split_from}/model.yaml: "
+                                     "the capture's flows or capture_flows.py changed since that training")
+            s = s[counted]
             alerts = s.loc[s.clf_flag, "class"]
             row.update(flows=len(s), clf_flagged=int(s.clf_flag.sum()), ae_flagged=int(s.ae_flag.sum()),
                        either_flagged=int((s.clf_flag | s.ae_flag).sum()),
@@ -209,20 +246,33 @@ def main() -> int:
     pd.set_option("display.max_rows", 1000)
     pd.set_option("display.max_colwidth", 40)
     show = ["set", "capture", "truth", "flows", "clf_frac", "ae_frac", "either_frac", "top_alert_class"]
+    att_show = ["set", "capture", "flows", "clf_flagged", "ae_flagged", "either_flagged", "either_frac",
+                "top_alert_class", "non_attack_flows", "non_attack_flagged"]
     order = {"attack": 0, "malware": 1, "crafted": 2, "benign": 3, "trained-on": 4, "unknown": 5}
     t = t.sort_values(by=["truth", "set", "capture"], key=lambda s: s.map(order) if s.name == "truth" else s)
     failed = t[t.error != ""]
-    print(t[t.error == ""][show].to_string(index=False))
+    is_att = (t.truth == "attack") & t.set.isin(["attacks", "scans"])
+    print(("held-out " if split_counts is not None else "") + "attack flows of the attack captures "
+          "(flows = attack flows counted; non-attack flows reported apart):")
+    print(t[is_att & (t.error == "")][att_show].to_string(index=False))
+    print()
+    print(t[~is_att & (t.error == "")][show].to_string(index=False))
     if len(failed):
         print(f"\n{len(failed)} captures the extractor could not read:")
         print(failed[["set", "capture", "error"]].to_string(index=False))
 
     print("\nsummary")
     ok = True
-    att = t[(t.truth == "attack") & (t.set.isin(["attacks", "scans"])) & (t.error == "")]
+    att = t[(t.truth == "attack") & (t.set.isin(["attacks", "scans"])) & (t.error == "") & (t.flows > 0)]
+    none = t[(t.truth == "attack") & (t.set.isin(["attacks", "scans"])) & (t.error == "") & (t.flows == 0)]
+    which = "held-out attack flows" if split_counts is not None else "attack flows"
     for c, name in (("clf", "classifier"), ("ae", "anomaly"), ("either", "either")):
         hit = int((att[f"{c}_flagged"] > 0).sum())
-        print(f"  attack captures (attacks/, scans/) with flagged flows, {name:10s}: {hit}/{len(att)}")
+        print(f"  attack captures (attacks/, scans/) with flagged {which}, {name:10s}: {hit}/{len(att)}")
+    if len(none):
+        print(f"  attack captures without any {which} (no flow of 2 packets or more): {', '.join(none.capture)}")
+    print(f"  non-attack flows in attack captures flagged (either): {int(att.non_attack_flagged.sum())}"
+          f"/{int(att.non_attack_flows.sum())}")
     if len(att) and int((att["either_flagged"] > 0).sum()) < len(att):
         ok = False
     ben = t[(t.truth == "benign") & (t.error == "")]
