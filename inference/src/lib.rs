@@ -20,6 +20,6 @@ mod tree;
 
 pub use batcher::{Batcher, BatcherConfig, BatcherStats, FlushReason, Producer, ScoredBatch, WhenFull};
 pub use error::InferenceError;
-pub use scorer::{Backend, Contribution, Explanation, FeatureBatch, Reference, Score, Scorer};
+pub use scorer::{Backend, Contribution, Explanation, FeatureBatch, Reference, Score, Scorer, PARALLEL_MIN_ROWS};
 pub use spec::{features_sha256, FeatureMap, ModelSpec, Thresholds};
 pub use tree::{Ablation, ClassLabels, TreeEnsemble};

@@ -129,6 +129,10 @@ pub struct Explanation {
     pub reference: Reference,
 }
 
+/// Batches smaller than this are scored on the calling thread whatever `set_threads` says:
+/// below it, starting threads costs more than it saves.
+pub const PARALLEL_MIN_ROWS: usize = 2048;
+
 type Plan = Arc<TypedRunnableModel<TypedModel>>;
 
 enum Classifier {
@@ -164,6 +168,7 @@ pub struct Scorer {
     reference: Vec<f32>,
     reference_kind: Reference,
     ablation: Ablation,
+    threads: usize,
 }
 
 impl std::fmt::Debug for Scorer {
@@ -195,6 +200,28 @@ fn plan_to(path: &Path, width: usize, output: Option<&str>) -> Result<Plan, Infe
     model.set_input_fact(0, f32::fact([n.to_dim(), width.to_dim()]).into()).map_err(err)?;
     let plan = model.into_optimized().and_then(|m| m.into_runnable()).map_err(err)?;
     Ok(Arc::new(plan))
+}
+
+impl Anomaly {
+    /// Appends the anomaly score of every row of `x` (`w` wide) to `out`.
+    fn errors(&self, x: &[f32], w: usize, out: &mut Vec<f32>) -> Result<(), InferenceError> {
+        let run = |e: TractError| InferenceError::Run(format!("{e:#}"));
+        let n = x.len() / w;
+        let t = Tensor::from_shape(&[n, w], x).map_err(run)?;
+        let y = self.plan.run(tvec!(t.into_tvalue())).map_err(run)?;
+        let y = y[0].as_slice::<f32>().map_err(run)?;
+        if self.reconstructs {
+            for (x, y) in x.chunks_exact(w).zip(y.chunks_exact(w)) {
+                let se: f32 = x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum();
+                out.push(se / w as f32);
+            }
+        } else if y.len() == n {
+            out.extend_from_slice(y);
+        } else {
+            return Err(InferenceError::Run(format!("anomaly graph gave {} values for {n} rows", y.len())));
+        }
+        Ok(())
+    }
 }
 
 impl Scorer {
@@ -260,6 +287,7 @@ impl Scorer {
             reference,
             reference_kind,
             ablation: Ablation::default(),
+            threads: 1,
         })
     }
 
@@ -269,6 +297,17 @@ impl Scorer {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Splits batches of at least [`PARALLEL_MIN_ROWS`] rows across `n` threads (scoped to
+    /// the call; default 1). For a scorer that owns the cores it runs on, such as the
+    /// batcher's thread; the replay's workers each score their own flows and keep 1.
+    pub fn set_threads(&mut self, n: usize) {
+        self.threads = n.max(1);
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Width of the extractor rows this scorer takes.
@@ -316,8 +355,20 @@ impl Scorer {
             return Ok(&self.scores);
         }
         let run = |e: TractError| InferenceError::Run(format!("{e:#}"));
+        // Large batches are cut into one contiguous part per thread; every part is scored
+        // exactly as a batch of its own would be, so the split never changes a score.
+        let parts = if self.threads > 1 && n >= PARALLEL_MIN_ROWS { self.threads } else { 1 };
+        let per = n.div_ceil(parts);
         match &self.classifier {
-            Classifier::Native => self.tree.predict(&self.input, w, &mut self.probs),
+            Classifier::Native if parts == 1 => self.tree.predict(&self.input, w, &mut self.probs),
+            Classifier::Native => {
+                let tree = &self.tree;
+                std::thread::scope(|s| {
+                    for (x, p) in self.input.chunks(per * w).zip(self.probs.chunks_mut(per * c)) {
+                        s.spawn(move || tree.predict(x, w, p));
+                    }
+                });
+            }
             Classifier::Tract(plan) => {
                 let t = Tensor::from_shape(&[n, w], &self.input).map_err(run)?;
                 let out = plan.run(tvec!(t.into_tvalue())).map_err(run)?;
@@ -330,19 +381,25 @@ impl Scorer {
             }
         }
         if let Some(a) = &self.anomaly {
-            let t = Tensor::from_shape(&[n, w], &self.input).map_err(run)?;
-            let out = a.plan.run(tvec!(t.into_tvalue())).map_err(run)?;
-            let y = out[0].as_slice::<f32>().map_err(run)?;
-            if a.reconstructs {
-                for i in 0..n {
-                    let (x, y) = (&self.input[i * w..(i + 1) * w], &y[i * w..(i + 1) * w]);
-                    let se: f32 = x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum();
-                    self.errors.push(se / w as f32);
-                }
-            } else if y.len() == n {
-                self.errors.extend_from_slice(y);
+            if parts == 1 {
+                a.errors(&self.input, w, &mut self.errors)?;
             } else {
-                return Err(InferenceError::Run(format!("anomaly graph gave {} values for {n} rows", y.len())));
+                let input = &self.input;
+                let results: Vec<Result<Vec<f32>, InferenceError>> = std::thread::scope(|s| {
+                    let handles: Vec<_> = input
+                        .chunks(per * w)
+                        .map(|x| {
+                            s.spawn(move || {
+                                let mut e = Vec::with_capacity(x.len() / w);
+                                a.errors(x, w, &mut e).map(|()| e)
+                            })
+                        })
+                        .collect();
+                    handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+                });
+                for r in results {
+                    self.errors.extend_from_slice(&r?);
+                }
             }
         }
         let th = &self.spec.thresholds;
