@@ -202,11 +202,23 @@ pub struct MlSection {
     /// Seconds of flow age between exports of a running flow's features; 0: only when the
     /// flow ends.
     pub checkpoint_interval: Option<u32>,
+    /// At most `count` model alerts per source address and class in `seconds` (Suricata's
+    /// `threshold: type limit, track by_src`); the rest are counted as suppressed. Absent:
+    /// 10 per 60 s; `count: 0`: no limit.
+    pub alert_limit: Option<MlAlertLimit>,
+}
+
+/// `ml.alert-limit`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MlAlertLimit {
+    pub count: u32,
+    pub seconds: u32,
 }
 
 impl Default for MlSection {
     fn default() -> Self {
-        MlSection { enabled: true, model: None, checkpoint_interval: None }
+        MlSection { enabled: true, model: None, checkpoint_interval: None, alert_limit: None }
     }
 }
 
@@ -418,6 +430,9 @@ mod tests {
         assert_eq!(f.checkpoint_secs, 60);
         assert_eq!(c.ml.model.as_deref(), Some(Path::new("configs/models/cicids2017/v1")));
         assert!(f.max_flows() < FlowConfig { features: false, ..f }.max_flows(), "the memcap pays for the features");
+        let c = parse("ml:\n  alert-limit:\n    count: 3\n    seconds: 10\n").unwrap();
+        assert_eq!(c.ml.alert_limit, Some(MlAlertLimit { count: 3, seconds: 10 }));
+        assert!(parse("ml:\n  alert-limit:\n    count: 3\n").is_err(), "seconds is needed");
         let e = parse("ml:\n  enabled: yes\n  interval: 60\n").unwrap_err().to_string();
         assert!(e.contains("interval") && e.contains("line 3"), "{e}");
     }

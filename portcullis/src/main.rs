@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use portcullis::inspect::Detect;
+use portcullis::ml::AlertLimit;
 use portcullis::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};
 use portcullis_config::{Config, EventType};
 
@@ -179,6 +180,11 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         simulate_ips: a.simulate_ips,
         progress: !a.no_progress && std::io::stderr().is_terminal(),
         model,
+        ml_alert_limit: match cfg.ml.alert_limit {
+            None => Some(AlertLimit::default()),
+            Some(l) if l.count == 0 => None,
+            Some(l) => Some(AlertLimit { count: l.count, seconds: l.seconds }),
+        },
     };
     let s = match engine {
         Some(e) => run_replay_with(&opts, Some(e)),
@@ -258,6 +264,7 @@ fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {
             "flows_scored": m.flows_scored,
             "checkpoints_scored": m.checkpoints_scored,
             "alerts": m.alerts,
+            "suppressed": m.suppressed,
             "score_calls": m.score_calls,
             "latency_p50_us": m.latency_p50_us,
             "latency_p99_us": m.latency_p99_us,
@@ -280,12 +287,12 @@ fn print_summary(s: &ReplaySummary, threads: usize) {
         eprintln!("  files with errors: {} (see warnings above)", s.capture_errors.len());
     }
     if let Some(d) = s.detect {
-        let ml = s.ml.as_ref().map_or(String::new(), |m| format!(", {} from the model", m.alerts));
+        let ml = s.ml.as_ref().map_or(String::new(), |m| format!(", {} of them model alerts over ml.alert-limit; {} alerts from the model", m.suppressed, m.alerts));
         eprintln!("  alerts     {:>12}  ({} suppressed by thresholds{ml})", d.alert, d.alerts_suppressed);
     }
     if let Some(m) = &s.ml {
         eprintln!(
-            "  ml         {:>12}  flows scored, {} checkpoints; {} {} ({}); scoring p50 {} µs, p99 {} µs per batch of {} calls",
+            "  ml         {:>12}  flows scored, {} checkpoints; {} {} ({}); scoring p50 {} µs, p99 {} µs per call ({} calls)",
             m.flows_scored,
             m.checkpoints_scored,
             m.model,

@@ -180,6 +180,49 @@ fn newest_version(dir: &Path) -> Option<PathBuf> {
         .max_by_key(|p| key(p))
 }
 
+/// At most `count` model alerts per (source address, detector) within `seconds` of the
+/// first: Suricata's `threshold: type limit, track by_src`, so a scan of thousands of ports
+/// raises a few alerts rather than one per probe. The source is the flow's initiator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertLimit {
+    pub count: u32,
+    pub seconds: u32,
+}
+
+impl Default for AlertLimit {
+    fn default() -> Self {
+        AlertLimit { count: 10, seconds: 60 }
+    }
+}
+
+/// The writer's windows for [`AlertLimit`], fed in output order so that what is suppressed
+/// does not depend on the number of workers.
+#[derive(Debug, Default)]
+pub(crate) struct AlertLimiter {
+    /// (source, detector) → (window start, alerts in the window).
+    windows: HashMap<([u8; 16], MlKind), (Timestamp, u32)>,
+}
+
+/// Windows kept before expired ones are swept out.
+const LIMITER_SWEEP: usize = 1 << 16;
+
+impl AlertLimiter {
+    /// Whether the alert of `kind` from `src` at `at` is written.
+    pub fn admit(&mut self, limit: Option<AlertLimit>, src: [u8; 16], kind: MlKind, at: Timestamp) -> bool {
+        let Some(l) = limit.filter(|l| l.count > 0) else { return true };
+        let span = i64::from(l.seconds) * 1_000_000;
+        if self.windows.len() >= LIMITER_SWEEP {
+            self.windows.retain(|_, (start, _)| at.0 - start.0 < span);
+        }
+        let w = self.windows.entry((src, kind)).or_insert((at, 0));
+        if at.0 - w.0 .0 >= span {
+            *w = (at, 0);
+        }
+        w.1 += 1;
+        w.1 <= l.count
+    }
+}
+
 /// A model alert, as a worker hands it to the writer.
 #[derive(Debug)]
 pub(crate) struct MlAlert {
@@ -241,6 +284,8 @@ pub struct MlSummary {
     pub checkpoints_scored: u64,
     /// Model alerts written (or that would have been, without EVE).
     pub alerts: u64,
+    /// Model alerts held back by `ml.alert-limit`.
+    pub suppressed: u64,
     /// Scoring calls (one per worker batch with exports) and their latency percentiles.
     pub score_calls: u64,
     pub latency_p50_us: u64,
@@ -251,9 +296,16 @@ pub struct MlSummary {
 }
 
 impl MlSummary {
-    pub(crate) fn new(model: &MlModel, workers: Vec<MlWorkerStats>, alerts: u64) -> MlSummary {
+    pub(crate) fn new(model: &MlModel, workers: Vec<MlWorkerStats>, alerts: u64, suppressed: u64) -> MlSummary {
         let mut lat: Vec<u32> = Vec::new();
-        let mut s = MlSummary { model: model.name.clone(), version: model.version.clone(), dir: model.dir.clone(), alerts, ..Default::default() };
+        let mut s = MlSummary {
+            model: model.name.clone(),
+            version: model.version.clone(),
+            dir: model.dir.clone(),
+            alerts,
+            suppressed,
+            ..Default::default()
+        };
         for w in workers {
             s.flows_scored += w.flows;
             s.checkpoints_scored += w.checkpoints;
@@ -478,6 +530,20 @@ mod tests {
         assert_eq!((r.gid, r.sid, r.msg, r.category), (9000, 9_000_001, "ML DoS Hulk", CATEGORY_CLASSIFIER));
         let r = m.rule(MlKind::Anomaly, 3);
         assert_eq!((r.sid, r.msg, r.category), (ML_ANOMALY_SID, "ML anomaly", CATEGORY_ANOMALY));
+    }
+
+    #[test]
+    fn the_alert_limit_admits_count_per_source_and_detector_per_window() {
+        let mut l = AlertLimiter::default();
+        let lim = Some(AlertLimit { count: 2, seconds: 10 });
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        let t = |s: i64| Timestamp::from_secs_micros(s, 0);
+        let got: Vec<bool> = [(a, 0), (a, 1), (a, 2), (b, 3), (a, 9)].iter().map(|&(src, s)| l.admit(lim, src, MlKind::Class(1), t(s))).collect();
+        assert_eq!(got, [true, true, false, true, false]);
+        assert!(l.admit(lim, a, MlKind::Anomaly, t(9)), "another detector has its own window");
+        assert!(l.admit(lim, a, MlKind::Class(1), t(10)), "a new window opens after `seconds`");
+        assert!((0..5).all(|s| l.admit(Some(AlertLimit { count: 0, seconds: 10 }), a, MlKind::Class(1), t(s))), "count 0: no limit");
+        assert!(l.admit(None, a, MlKind::Class(1), t(10)));
     }
 
     #[test]

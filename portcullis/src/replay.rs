@@ -16,7 +16,7 @@ use portcullis_flowtable::{FlowConfig, FlowRecord, FlowSnapshot, FlowStats, Flow
 use portcullis_stream::{Reassembler, StreamConfig, StreamStats};
 
 use crate::inspect::{Action, Alert, Inspector, NoRules, PacketInput};
-use crate::ml::{load_model, MlAlert, MlModel, MlSummary, MlWorkerStats, ModelError, WorkerMl};
+use crate::ml::{load_model, AlertLimit, AlertLimiter, MlAlert, MlModel, MlSummary, MlWorkerStats, ModelError, WorkerMl};
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -42,6 +42,8 @@ pub struct ReplayOptions {
     /// The flow model to score flows with (a directory holding `model.yaml`); `None`: no
     /// scoring, and the flow table computes no features.
     pub model: Option<PathBuf>,
+    /// Limit on model alerts per source and detector; `None`: every one is written.
+    pub ml_alert_limit: Option<AlertLimit>,
 }
 
 impl Default for ReplayOptions {
@@ -60,6 +62,7 @@ impl Default for ReplayOptions {
             simulate_ips: false,
             progress: false,
             model: None,
+            ml_alert_limit: Some(AlertLimit::default()),
         }
     }
 }
@@ -563,6 +566,7 @@ struct WriterTotals {
     alerts: u64,
     ml_alerts: u64,
     suppressed: u64,
+    ml_suppressed: u64,
     ips: IpsStats,
 }
 
@@ -583,6 +587,7 @@ fn writer<I: Inspector>(
     let mut totals = WriterTotals::default();
     let mut failed: Option<EveError> = None;
     let mut threshold = engine.as_ref().map(|e| e.new_threshold());
+    let mut limiter = AlertLimiter::default();
     // Flows with an alert written whose flow event is still to come.
     let mut alerted: HashSet<u64> = HashSet::new();
     let mut blocked: Vec<(u64, DropReason)> = Vec::new();
@@ -636,6 +641,10 @@ fn writer<I: Inspector>(
                 let line = if i >= nr {
                     let a = &ml[(i - nr) as usize];
                     let Some(model) = model.as_deref() else { continue };
+                    if !limiter.admit(opts.ml_alert_limit, a.flow.key.src, a.kind, a.at) {
+                        totals.ml_suppressed += 1;
+                        continue;
+                    }
                     totals.ml_alerts += 1;
                     alerted.insert(a.flow.flow_id);
                     if !writing || !opts.log_alerts {
@@ -860,10 +869,10 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     summary.flows = totals.flows;
     if engine.is_some() || model.is_some() {
         // Suricata's detect.alert counts every alert event; model alerts are alert events.
-        summary.detect = Some(DetectStats { alert: totals.alerts + totals.ml_alerts, alerts_suppressed: totals.suppressed });
+        summary.detect = Some(DetectStats { alert: totals.alerts + totals.ml_alerts, alerts_suppressed: totals.suppressed + totals.ml_suppressed });
     }
     if let Some(m) = &model {
-        summary.ml = Some(MlSummary::new(m, ml_stats, totals.ml_alerts));
+        summary.ml = Some(MlSummary::new(m, ml_stats, totals.ml_alerts, totals.ml_suppressed));
     }
     if opts.simulate_ips {
         // Every frame read is accepted or blocked, as Suricata counts them.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use portcullis::ml::{bundled_model_dir, load_model, ML_GID};
+use portcullis::ml::{bundled_model_dir, load_model, AlertLimit, ML_GID};
 use portcullis::{run_replay, ReplayOptions, ReplaySummary};
 use serde_json::Value;
 
@@ -19,8 +19,12 @@ fn model() -> PathBuf {
 }
 
 fn run(threads: usize, model: Option<PathBuf>) -> (ReplaySummary, Vec<Value>) {
+    run_with(ReplayOptions { threads, model, ..ReplayOptions::default() })
+}
+
+fn run_with(opts: ReplayOptions) -> (ReplaySummary, Vec<Value>) {
     let out = tempfile::NamedTempFile::new().unwrap();
-    let opts = ReplayOptions { inputs: vec![demo()], threads, model, eve: Some(out.path().to_path_buf()), ..ReplayOptions::default() };
+    let opts = ReplayOptions { inputs: vec![demo()], eve: Some(out.path().to_path_buf()), ..opts };
     let s = run_replay(&opts).unwrap();
     let text = std::fs::read_to_string(out.path()).unwrap();
     (s, text.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
@@ -64,6 +68,38 @@ fn ml_alerts_do_not_depend_on_thread_count() {
     }
     let stats = one.last().unwrap();
     assert_eq!(stats["stats"]["detect"]["alert"].as_u64(), Some(alerts.len() as u64));
+}
+
+#[test]
+fn the_alert_limit_holds_back_repeats_from_one_source_and_counts_them() {
+    let (all, every) = run_with(ReplayOptions { threads: 2, model: Some(model()), ml_alert_limit: None, ..ReplayOptions::default() });
+    let limit = AlertLimit { count: 3, seconds: 3600 };
+    let (limited, kept) = run_with(ReplayOptions { threads: 2, model: Some(model()), ml_alert_limit: Some(limit), ..ReplayOptions::default() });
+    let (every, kept) = (ml_alerts(&every), ml_alerts(&kept));
+    let (a, l) = (all.ml.unwrap(), limited.ml.unwrap());
+    assert_eq!((a.alerts, a.suppressed), (every.len() as u64, 0));
+    assert_eq!(l.alerts, kept.len() as u64);
+    assert_eq!(l.alerts + l.suppressed, a.alerts, "every alert is written or counted as suppressed");
+    let key = |e: &&Value| (e["src_ip"].as_str().unwrap().to_owned(), e["alert"]["signature_id"].as_u64().unwrap());
+    let mut per_key: std::collections::HashMap<_, u32> = Default::default();
+    for e in &kept {
+        *per_key.entry(key(e)).or_default() += 1;
+    }
+    assert!(per_key.values().all(|&n| n <= limit.count), "{per_key:?}");
+    // The demo's scan raises more than three alerts without the limit; with it, the first
+    // three (in output order) are the ones written.
+    assert!(l.suppressed > 0, "the demo's scan should exceed the limit: {} alerts", a.alerts);
+    let mut seen: std::collections::HashMap<_, u32> = Default::default();
+    let first: Vec<&Value> = every
+        .iter()
+        .copied()
+        .filter(|e| {
+            let n = seen.entry(key(e)).or_default();
+            *n += 1;
+            *n <= limit.count
+        })
+        .collect();
+    assert_eq!(first, kept);
 }
 
 #[test]
