@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 export PORTCULLIS_DATA=${PORTCULLIS_DATA:-$(cd .. && pwd)/shared/data}
+# Release code generation without LTO (Cargo.toml's `ci` profile), for the xtask binaries
+# and the tests alike: linking tract into every test binary with LTO takes most of an hour.
+export PORTCULLIS_CARGO_PROFILE=ci
 if [ -d "$PORTCULLIS_DATA/pcaps" ]; then
   # Every 6th nDPI/Zeek capture keeps this to a couple of minutes; the full run is
   # `cargo xtask suricata-diff` (see benches/RESULTS.md for its figure).
@@ -27,7 +30,7 @@ else
 fi
 # nextest ends with one summary of every test; plain cargo test where it is missing.
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --release --no-fail-fast
+  cargo nextest run --workspace --cargo-profile ci --no-fail-fast
 else
-  cargo test --workspace --release
+  cargo test --workspace --profile ci
 fi

@@ -42,14 +42,16 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds the release binary and returns its path.
+/// Builds the portcullis binary and returns its path: the `release` profile, or the one
+/// `PORTCULLIS_CARGO_PROFILE` names (`scripts/test.sh` uses `ci`, which skips LTO).
 pub fn portcullis_bin() -> anyhow::Result<PathBuf> {
+    let profile = std::env::var("PORTCULLIS_CARGO_PROFILE").unwrap_or_else(|_| "release".into());
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "--package", "portcullis"])
+        .args(["build", "--profile", &profile, "--quiet", "--package", "portcullis"])
         .current_dir(workspace_root())
         .status()?;
-    anyhow::ensure!(status.success(), "cargo build of portcullis failed");
-    Ok(workspace_root().join("target/release/portcullis"))
+    anyhow::ensure!(status.success(), "cargo build of portcullis ({profile} profile) failed");
+    Ok(workspace_root().join("target").join(&profile).join("portcullis"))
 }
 
 fn main() -> anyhow::Result<()> {
