@@ -9,18 +9,11 @@ use std::path::{Path, PathBuf};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portcullis_inference::dataset::{self, Dataset};
 use portcullis_inference::synthetic::{self, ForestShape, Rng};
-use portcullis_inference::{Backend, FeatureBatch, ModelSpec, Scorer};
+use portcullis_inference::{newest_version, Backend, FeatureBatch, ModelSpec, Scorer};
 
 fn shipped_model() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/models/cicids2017");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root)
-        .ok()?
-        .flatten()
-        .map(|e| e.path().join("model.yaml"))
-        .filter(|p| p.exists())
-        .collect();
-    v.sort();
-    v.pop()
+    newest_version(&root).map(|d| d.join("model.yaml"))
 }
 
 /// Rows and the extractor's names: the shared CSVs, or random rows of 83 features.

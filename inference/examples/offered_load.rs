@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use portcullis_inference::dataset::{self, Dataset};
 use portcullis_inference::synthetic::{self, ForestShape, Rng};
-use portcullis_inference::{Backend, Batcher, BatcherConfig, Scorer, WhenFull};
+use portcullis_inference::{newest_version, Backend, Batcher, BatcherConfig, Scorer, WhenFull};
 
 const F: usize = 83;
 
@@ -25,9 +25,7 @@ fn arg<T: std::str::FromStr>(args: &[String], name: &str, default: T) -> T {
 
 fn shipped_model() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/models/cicids2017");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root).ok()?.flatten().map(|e| e.path().join("model.yaml")).filter(|p| p.exists()).collect();
-    v.sort();
-    v.pop()
+    newest_version(&root).map(|d| d.join("model.yaml"))
 }
 
 fn main() {

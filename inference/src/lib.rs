@@ -21,5 +21,5 @@ mod tree;
 pub use batcher::{Batcher, BatcherConfig, BatcherStats, FlushReason, Producer, ScoredBatch, WhenFull};
 pub use error::InferenceError;
 pub use scorer::{Backend, Contribution, Explanation, FeatureBatch, Reference, Score, Scorer, PARALLEL_MIN_ROWS};
-pub use spec::{features_sha256, FeatureMap, ModelSpec, Thresholds};
+pub use spec::{features_sha256, newest_version, FeatureMap, ModelSpec, Thresholds};
 pub use tree::{Ablation, ClassLabels, TreeEnsemble};

@@ -121,6 +121,21 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
 }
 
 /// SHA-256 (lowercase hex) of the names joined by `\n`: the form `features_sha256` records.
+/// The subdirectory of `dir` with a `model.yaml` whose name sorts last by version (`v10`
+/// after `v9`).
+pub fn newest_version(dir: &Path) -> Option<PathBuf> {
+    let key = |p: &Path| {
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let digits: String = name.chars().filter(char::is_ascii_digit).collect();
+        (digits.parse::<u64>().unwrap_or(0), name)
+    };
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("model.yaml").is_file())
+        .max_by_key(|p| key(p))
+}
+
 pub fn features_sha256<S: AsRef<str>>(names: &[S]) -> String {
     let joined: Vec<&str> = names.iter().map(|s| s.as_ref()).collect();
     hex(&Sha256::digest(joined.join("\n").as_bytes()))
@@ -295,6 +310,18 @@ impl FeatureMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_newest_version_sorts_by_number() {
+        let d = tempfile::tempdir().unwrap();
+        for v in ["v1", "v2", "v10", "v11-draft"] {
+            std::fs::create_dir(d.path().join(v)).unwrap();
+        }
+        for v in ["v1", "v2", "v10"] {
+            std::fs::write(d.path().join(v).join("model.yaml"), "").unwrap();
+        }
+        assert_eq!(newest_version(d.path()), Some(d.path().join("v10")));
+    }
 
     fn spec(features: &[&str]) -> ModelSpec {
         ModelSpec {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use portcullis_common::{PacketMeta, Timestamp};
 use portcullis_eve::{AlertRule, MlFeature, MlVerdict};
 use portcullis_flowtable::{FeatureExport, FlowRecord, FlowSnapshot, FlowTable, Update, FEATURE_NAMES, N_FEATURES};
-use portcullis_inference::{Backend, Contribution, FeatureBatch, InferenceError, Scorer};
+use portcullis_inference::{newest_version, Backend, Contribution, FeatureBatch, InferenceError, Scorer};
 
 /// The `gid` of every model alert: no Suricata rule uses it (Suricata's own generators stop
 /// well below), so a consumer tells model alerts from rule alerts by it.
@@ -163,21 +163,6 @@ pub fn bundled_model_dir() -> Option<PathBuf> {
         roots.push(cwd);
     }
     roots.iter().map(|r| r.join(rel)).filter(|d| d.is_dir()).find_map(|d| newest_version(&d))
-}
-
-/// The subdirectory of `dir` with a `model.yaml` whose name sorts last by version (`v10`
-/// after `v9`).
-fn newest_version(dir: &Path) -> Option<PathBuf> {
-    let key = |p: &Path| {
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let digits: String = name.chars().filter(char::is_ascii_digit).collect();
-        (digits.parse::<u64>().unwrap_or(0), name)
-    };
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join("model.yaml").is_file())
-        .max_by_key(|p| key(p))
 }
 
 /// At most `count` model alerts per (source address, detector) within `seconds` of the
@@ -548,14 +533,6 @@ mod tests {
 
     #[test]
     fn the_newest_version_is_bundled() {
-        let d = tempfile::tempdir().unwrap();
-        for v in ["v1", "v2", "v10", "v11-draft"] {
-            std::fs::create_dir(d.path().join(v)).unwrap();
-        }
-        for v in ["v1", "v2", "v10"] {
-            std::fs::write(d.path().join(v).join("model.yaml"), "").unwrap();
-        }
-        assert_eq!(newest_version(d.path()), Some(d.path().join("v10")));
         assert!(bundled_model_dir().is_some_and(|p| p.join("model.yaml").is_file()), "the checkout bundles a model");
     }
 }
