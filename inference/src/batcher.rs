@@ -186,6 +186,14 @@ impl<const F: usize> Batcher<F> {
                 Ok(row) => {
                     self.batch.push(row.id, &row.values);
                     self.exported.push(row.exported);
+                    // Take what is already waiting too: behind a backlog every row is past
+                    // max_age when it arrives, and flushing each on its own would score
+                    // batches of one, the slowest way, so the backlog would never clear.
+                    while self.batch.len() < self.config.max_batch {
+                        let Ok(row) = self.rx.try_recv() else { break };
+                        self.batch.push(row.id, &row.values);
+                        self.exported.push(row.exported);
+                    }
                     if self.batch.len() >= self.config.max_batch {
                         self.flush(FlushReason::Size, &mut sink)?;
                     } else if Instant::now() >= self.exported[0] + self.config.max_age {

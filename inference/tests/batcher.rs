@@ -25,6 +25,22 @@ fn row(i: u64) -> [f32; F] {
 }
 
 #[test]
+fn a_backlog_is_scored_in_full_batches_not_row_by_row() {
+    let (s, _dir) = scorer();
+    // Every row is already past max_age when the batcher starts: each would flush on age.
+    let config = BatcherConfig { max_batch: 8, max_age: Duration::ZERO, channel_capacity: 64, ..Default::default() };
+    let (mut batcher, producer) = Batcher::<F>::new(s, config).unwrap();
+    for i in 0..20 {
+        assert!(producer.send(i, Instant::now(), &row(i)));
+    }
+    drop(producer);
+    let mut sizes = Vec::new();
+    let stats = batcher.run(|b| sizes.push(b.ids.len())).unwrap();
+    assert_eq!(sizes, [8, 8, 4]);
+    assert_eq!(stats.flows, 20);
+}
+
+#[test]
 fn flushes_on_size_and_scores_match_their_flow_ids() {
     let (s, _dir) = scorer();
     let (mut reference, _d2) = scorer();
