@@ -120,7 +120,6 @@ fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
     })
 }
 
-/// SHA-256 (lowercase hex) of the names joined by `\n`: the form `features_sha256` records.
 /// The subdirectory of `dir` with a `model.yaml` whose name sorts last by version (`v10`
 /// after `v9`).
 pub fn newest_version(dir: &Path) -> Option<PathBuf> {
@@ -136,6 +135,7 @@ pub fn newest_version(dir: &Path) -> Option<PathBuf> {
         .max_by_key(|p| key(p))
 }
 
+/// SHA-256 (lowercase hex) of the names joined by `\n`: the form `features_sha256` records.
 pub fn features_sha256<S: AsRef<str>>(names: &[S]) -> String {
     let joined: Vec<&str> = names.iter().map(|s| s.as_ref()).collect();
     hex(&Sha256::digest(joined.join("\n").as_bytes()))
