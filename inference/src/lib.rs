@@ -5,8 +5,9 @@
 //! explanation of alerting flows, and the `Batcher` that collects rows from producer threads
 //! over bounded channels, flushes on size or age and keeps a latency histogram. Input:
 //! fixed-width `f32` rows named by the caller (`portcullis_flowtable::FEATURE_NAMES`); this
-//! crate never depends on `flowtable` or `dataplane` and never sees packets. It spawns no
-//! threads: the engine runs `Batcher::run` on a thread of its own.
+//! crate never depends on `flowtable` or `dataplane` and never sees packets. It starts no long-lived
+//! threads: the engine runs `Batcher::run` on a thread of its own; `Scorer::set_threads`
+//! splits one large batch across scoped threads that end with the call.
 //!
 //! Not here: a CUDA backend (a later issue), the policy that turns alerts into verdicts.
 
