@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use portcullis_inference::dataset::{self, Dataset};
-use portcullis_inference::synthetic::{self, ForestShape, Rng};
+use portcullis_inference::synthetic::{self, Rng};
 use portcullis_inference::{newest_version, Backend, FeatureBatch, ModelSpec, Scorer};
 
 fn shipped_model() -> Option<PathBuf> {
@@ -46,22 +46,8 @@ fn scoring(c: &mut Criterion) {
             p
         }
         None => {
-            // 100 trees of depth ≤ 16: the size of the forest the trainer plans to ship.
-            let mut classes: Vec<&str> = vec!["BENIGN"];
-            let labels: Vec<u32> = data
-                .labels
-                .iter()
-                .map(|l| {
-                    let l = if l.contains("Attempted") { "BENIGN" } else { l.as_str() };
-                    classes.iter().position(|c| *c == l).unwrap_or_else(|| {
-                        classes.push(l);
-                        classes.len() - 1
-                    }) as u32
-                })
-                .collect();
-            let shape = ForestShape { trees: 100, max_depth: 16, min_rows: 2, seed: 1 };
-            eprintln!("no shipped model: scoring with a synthetic forest of {} trees", shape.trees);
-            synthetic::write_model_dir(tmp.path(), &refs, &data.values, &labels, &classes, shape, None).expect("model")
+            eprintln!("no shipped model: scoring with a synthetic forest of 100 trees");
+            synthetic::stand_in_model(tmp.path(), &refs, &data).expect("model")
         }
     };
     let mut spec = ModelSpec::load(&spec_path).expect("model.yaml");

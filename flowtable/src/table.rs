@@ -136,6 +136,21 @@ pub struct FlowSnapshot {
     pub bytes_toclient: u64,
 }
 
+impl FlowSnapshot {
+    /// The flow as it ended: the record's final counters.
+    pub fn of_record(r: &FlowRecord) -> FlowSnapshot {
+        FlowSnapshot {
+            key: r.key,
+            flow_id: r.flow_id,
+            start: r.start,
+            pkts_toserver: r.pkts_toserver,
+            pkts_toclient: r.pkts_toclient,
+            bytes_toserver: r.bytes_toserver,
+            bytes_toclient: r.bytes_toclient,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     /// Canonical key.

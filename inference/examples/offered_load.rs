@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use portcullis_inference::dataset::{self, Dataset};
-use portcullis_inference::synthetic::{self, ForestShape, Rng};
+use portcullis_inference::synthetic::{self, Rng};
 use portcullis_inference::{newest_version, Backend, Batcher, BatcherConfig, Scorer, WhenFull};
 
 const F: usize = 83;
@@ -69,20 +69,7 @@ fn main() {
         Some(p) => p,
         None => {
             println!("note: no shipped model; scoring with a synthetic 100-tree forest");
-            let mut classes: Vec<&str> = vec!["BENIGN"];
-            let labels: Vec<u32> = data
-                .labels
-                .iter()
-                .map(|l| {
-                    let l = if l.contains("Attempted") { "BENIGN" } else { l.as_str() };
-                    classes.iter().position(|c| *c == l).unwrap_or_else(|| {
-                        classes.push(l);
-                        classes.len() - 1
-                    }) as u32
-                })
-                .collect();
-            let shape = ForestShape { trees: 100, max_depth: 16, min_rows: 2, seed: 1 };
-            synthetic::write_model_dir(tmp.path(), &refs, &data.values, &labels, &classes, shape, None).expect("model")
+            synthetic::stand_in_model(tmp.path(), &refs, &data).expect("model")
         }
     };
     let scorer = Scorer::load(&model, &refs, backend).expect("model");

@@ -336,3 +336,24 @@ pub fn write_model_dir(
     std::fs::write(&p, yaml)?;
     Ok(p)
 }
+
+/// The stand-in for the shipped model where there is none (a checkout without
+/// `configs/models`): 100 trees of depth ≤ 16 grown on `data` with its labels as classes
+/// ("Attempted" flows counted as BENIGN, as the trainer does), written to `dir`. Returns the
+/// `model.yaml` path.
+pub fn stand_in_model(dir: &std::path::Path, names: &[&str], data: &crate::dataset::Dataset) -> std::io::Result<std::path::PathBuf> {
+    let mut classes: Vec<&str> = vec!["BENIGN"];
+    let labels: Vec<u32> = data
+        .labels
+        .iter()
+        .map(|l| {
+            let l = if l.contains("Attempted") { "BENIGN" } else { l.as_str() };
+            classes.iter().position(|c| *c == l).unwrap_or_else(|| {
+                classes.push(l);
+                classes.len() - 1
+            }) as u32
+        })
+        .collect();
+    let shape = ForestShape { trees: 100, max_depth: 16, min_rows: 2, seed: 1 };
+    write_model_dir(dir, names, &data.values, &labels, &classes, shape, None)
+}

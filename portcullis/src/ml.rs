@@ -329,19 +329,6 @@ pub(crate) struct WorkerMl {
     pub stats: MlWorkerStats,
 }
 
-/// The flow object of an alert raised as a flow ended: its final counters.
-fn snapshot_of(r: &FlowRecord) -> FlowSnapshot {
-    FlowSnapshot {
-        key: r.key,
-        flow_id: r.flow_id,
-        start: r.start,
-        pkts_toserver: r.pkts_toserver,
-        pkts_toclient: r.pkts_toclient,
-        bytes_toserver: r.bytes_toserver,
-        bytes_toclient: r.bytes_toclient,
-    }
-}
-
 impl WorkerMl {
     pub fn new(model: Arc<MlModel>, scorer: Scorer) -> WorkerMl {
         WorkerMl {
@@ -386,7 +373,7 @@ impl WorkerMl {
         for e in self.exports.drain(..) {
             let (flow, pcap_cnt) = if e.is_final {
                 match records.iter().find(|r| r.flow_id == e.flow_id) {
-                    Some(r) => (snapshot_of(r), None),
+                    Some(r) => (FlowSnapshot::of_record(r), None),
                     None => continue,
                 }
             } else {

@@ -353,15 +353,7 @@ impl<I: Inspector> WorkerDetect<I> {
                 };
                 self.alerts.clear();
                 self.engine.inspect(&input, Some(&mut c.detect), &mut self.scratch, &mut self.alerts);
-                let flow = FlowSnapshot {
-                    key: r.key,
-                    flow_id: r.flow_id,
-                    start: r.start,
-                    pkts_toserver: r.pkts_toserver,
-                    pkts_toclient: r.pkts_toclient,
-                    bytes_toserver: r.bytes_toserver,
-                    bytes_toclient: r.bytes_toclient,
-                };
+                let flow = FlowSnapshot::of_record(r);
                 let info = PacketInfo::new(&meta, &[], Some(r.flow_id), Some(d));
                 for (i, a) in self.alerts.iter().enumerate() {
                     let blocked = blocked(self.ips, a);
