@@ -180,6 +180,8 @@ fn inspect(c: &mut Criterion) {
                     stream: None,
                     stream_offset: 0,
                     pseudo: false,
+                    app_proto: Default::default(),
+                    txs: &[],
                 };
                 alerts.clear();
                 engine.inspect(&inp, None, scratch, alerts);

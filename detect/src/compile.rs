@@ -4,11 +4,33 @@
 //! A rule that cannot be compiled yields a reason instead.
 
 use memchr::memmem;
+use portcullis_applayer::{AppProto, Buf};
 use portcullis_rules::{
-    Buffer, Content, FlowbitCmd, HeaderMatch, PayloadKind, Pcre, Proto, Rule, ThresholdKind, TrackBy,
+    AppMatch, Buffer, Content, FlowbitCmd, HeaderMatch, PayloadKind, Pcre, Proto, Rule, ThresholdKind, TrackBy,
 };
 
+use crate::app::{AppPart, AppProgram, Transform};
 use crate::payload::{ContentOp, Op, PcreOp, MAX_VARS};
+
+/// The distinct (buffer, transformations) pairs rules inspect: each has its own prefilter,
+/// and its transformations are compiled once.
+#[derive(Debug, Default)]
+pub(crate) struct AppKeys {
+    pub list: Vec<(Buf, Vec<String>)>,
+    pub transforms: Vec<Vec<Transform>>,
+}
+
+impl AppKeys {
+    fn intern(&mut self, buf: Buf, ts: &[String]) -> Result<u32, Reason> {
+        if let Some(i) = self.list.iter().position(|(b, t)| *b == buf && t == ts) {
+            return Ok(i as u32);
+        }
+        let compiled = ts.iter().map(|t| Transform::parse(t)).collect::<Result<Vec<_>, _>>()?;
+        self.list.push((buf, ts.to_vec()));
+        self.transforms.push(compiled);
+        Ok((self.list.len() - 1) as u32)
+    }
+}
 
 /// Protocol classes: each has its own prefilter.
 pub(crate) const CLASS_TCP: usize = 0;
@@ -56,6 +78,10 @@ pub(crate) struct Compiled {
     /// `isset`/`isnotset` with OR-ed names.
     pub fbit_reads: Vec<(FlowbitCmd, Vec<u32>)>,
     pub fast: Option<FastPattern>,
+    /// For a transaction rule, the buffer key its fast pattern is searched in.
+    pub fast_key: Option<u32>,
+    /// App-layer protocol, buffers and keywords; `None` for a plain packet rule.
+    pub app: Option<Box<AppProgram>>,
     /// `(kind, track, count, seconds, is detection_filter)`.
     pub threshold: Option<Thresh>,
     /// Sort key after the action: flowbit role, then priority.
@@ -74,15 +100,20 @@ pub(crate) struct Thresh {
 /// Why a rule was dropped.
 pub(crate) type Reason = String;
 
-pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, Reason> {
-    let (classes, ip_proto) = match &rule.proto {
+pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>, keys: &mut AppKeys) -> Result<Compiled, Reason> {
+    let mut app = AppProgram::default();
+    let (mut classes, ip_proto) = match &rule.proto {
         Proto::Ip => (0b1111u8, None),
         Proto::Tcp | Proto::TcpPkt | Proto::TcpStream => (1 << CLASS_TCP, None),
         Proto::Udp => (1 << CLASS_UDP, None),
         Proto::Icmp => (1 << CLASS_ICMP, None),
         Proto::Icmpv6 => (1 << CLASS_ICMP, Some(58)),
         Proto::Sctp => (1 << CLASS_OTHER, Some(132)),
-        Proto::App(name) => return Err(format!("app-layer protocol `{name}` is not supported")),
+        Proto::App(name) => {
+            let p = AppProto::from_rule_name(name).ok_or_else(|| format!("app-layer protocol `{name}` is not detected"))?;
+            app.proto = Some(p);
+            (transport_classes(p), None)
+        }
     };
     for h in &rule.header {
         if let HeaderMatch::Other { keyword, .. } = h {
@@ -94,10 +125,7 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
     }
     let mut ops = Vec::with_capacity(rule.payload.len());
     for pm in &rule.payload {
-        if let Buffer::Sticky { name, .. } = &pm.buffer {
-            return Err(format!("sticky buffer `{name}` is not supported"));
-        }
-        ops.push(match &pm.kind {
+        let op = match &pm.kind {
             PayloadKind::Content(c) => Op::Content(Box::new(content_op(c)?)),
             PayloadKind::Pcre(p) => Op::Pcre(Box::new(pcre_op(p, rule.sid)?)),
             PayloadKind::ByteTest(b) => Op::ByteTest(b.clone()),
@@ -105,9 +133,65 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
             PayloadKind::ByteExtract(b) => Op::ByteExtract(b.clone()),
             PayloadKind::IsDataAt(d) => Op::IsDataAt(d.clone()),
             PayloadKind::Bsize(c) => Op::Bsize(*c),
-        });
+        };
+        match &pm.buffer {
+            Buffer::Sticky { name, transforms } => {
+                let buf = Buf::from_name(name).ok_or_else(|| format!("sticky buffer `{name}` is not supported"))?;
+                let key = keys.intern(buf, transforms)?;
+                // Suricata gathers every keyword of one buffer (and transformation list) into
+                // one list, wherever the rule names the buffer again.
+                match app.parts.iter_mut().find(|p| p.key == key) {
+                    Some(p) => p.ops.push(op),
+                    None => app.parts.push(AppPart { buf, key, ops: vec![op], any_nocase: false }),
+                }
+            }
+            Buffer::Payload | Buffer::PktData => ops.push(op),
+        }
     }
     link_relative(&mut ops);
+    for part in &mut app.parts {
+        link_relative(&mut part.ops);
+        part.any_nocase = part.ops.iter().any(Op::uses_nocase);
+    }
+    for m in &rule.app {
+        match m {
+            AppMatch::Protocol { name, negated } => {
+                let p = match name.as_str() {
+                    "failed" => AppProto::Failed,
+                    n => AppProto::from_rule_name(n).ok_or_else(|| format!("app-layer-protocol `{n}` is not detected"))?,
+                };
+                app.flow_protos.push((p, *negated));
+            }
+            other => app.tx_checks.push(other.clone()),
+        }
+    }
+    // The protocol the transaction keywords belong to; they must agree with the header's.
+    let mut tx_protos = app.parts.iter().map(|p| p.buf.proto()).chain(app.tx_checks.iter().map(|m| match m {
+        AppMatch::UriLen { .. } => AppProto::Http,
+        AppMatch::TlsVersion(_) | AppMatch::SslVersion(_) => AppProto::Tls,
+        AppMatch::DnsOpcode { .. } => AppProto::Dns,
+        AppMatch::Protocol { .. } => unreachable!("flow-level checks are not transaction keywords"),
+    }));
+    if let Some(first) = tx_protos.next() {
+        if let Some(other) = tx_protos.find(|p| *p != first) {
+            return Err(format!("inspects both {} and {} buffers", first.name().unwrap_or("?"), other.name().unwrap_or("?")));
+        }
+        match app.proto {
+            Some(p) if p != first => {
+                return Err(format!("{} buffers in a rule for {}", first.name().unwrap_or("?"), p.name().unwrap_or("?")))
+            }
+            Some(_) => {}
+            None => {
+                if classes & transport_classes(first) == 0 {
+                    return Err(format!("{} buffers in a rule for another transport", first.name().unwrap_or("?")));
+                }
+                classes &= transport_classes(first);
+                app.proto = Some(first);
+            }
+        }
+    }
+    let tx_based = app.tx_based();
+    let app = (app.proto.is_some() || !app.flow_protos.is_empty()).then(|| Box::new(app));
 
     // Suricata's SIG_FLAG_REQUIRE_{STREAM,PACKET} for rules that may see TCP.
     let has_payload = !ops.is_empty();
@@ -143,6 +227,7 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
         !(f.established || f.not_established || f.only_stream || f.no_stream || f.only_frag || f.no_frag)
     };
     let iponly = !has_payload
+        && app.is_none()
         && rule.header.is_empty()
         && rule.src_ports.is_any()
         && rule.dst_ports.is_any()
@@ -151,9 +236,16 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
         && fbit_reads.is_empty()
         && fbit_writes.iter().all(|(c, _)| *c == FlowbitCmd::Set);
 
-    let header_only = !has_payload && rule.header.is_empty() && flow_dir_only && fbit_reads.is_empty();
+    let header_only = !has_payload && app.is_none() && rule.header.is_empty() && flow_dir_only && fbit_reads.is_empty();
     let any_nocase = ops.iter().any(Op::uses_nocase);
-    let fast = fast_pattern(rule);
+    let (fast, fast_key) = if tx_based {
+        match tx_fast_pattern(rule) {
+            Some((fp, buf, ts)) => (Some(fp), Some(keys.intern(Buf::from_name(&buf).expect("checked above"), &ts)?)),
+            None => (None, None),
+        }
+    } else {
+        (fast_pattern(rule), None)
+    };
     let threshold = rule
         .threshold
         .map(|t| Thresh { kind: t.kind, track: t.track, count: t.count, seconds: t.seconds, detection_filter: false })
@@ -189,9 +281,19 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>) -> Result<Compiled, 
         fbit_writes,
         fbit_reads,
         fast,
+        fast_key,
+        app,
         threshold,
         order: (fb_rank, rule.priority),
     })
+}
+
+/// The transport classes an app-layer protocol runs over.
+fn transport_classes(p: AppProto) -> u8 {
+    match p {
+        AppProto::Dns => (1 << CLASS_TCP) | (1 << CLASS_UDP),
+        _ => 1 << CLASS_TCP,
+    }
 }
 
 fn intern(names: &mut Vec<String>, n: &str) -> u32 {
@@ -358,18 +460,47 @@ pub(crate) fn fast_pattern(rule: &Rule) -> Option<FastPattern> {
             _ => None,
         })
         .collect();
-    let chosen = match contents.iter().find(|c| c.fast_pattern.is_some()) {
-        Some(c) => *c,
+    choose(&contents)
+}
+
+/// A transaction rule's fast pattern, chosen the same way among the contents of its sticky
+/// buffers, with the buffer (and transformations) it is searched in.
+fn tx_fast_pattern(rule: &Rule) -> Option<(FastPattern, String, Vec<String>)> {
+    let contents: Vec<(&Content, &String, &Vec<String>)> = rule
+        .payload
+        .iter()
+        .filter_map(|p| match (&p.buffer, &p.kind) {
+            (Buffer::Sticky { name, transforms }, PayloadKind::Content(c)) => Some((c, name, transforms)),
+            _ => None,
+        })
+        .collect();
+    let only: Vec<&Content> = contents.iter().map(|c| c.0).collect();
+    let (i, fp) = choose_index(&only)?;
+    let (_, name, ts) = contents[i];
+    Some((fp, name.clone(), ts.clone()))
+}
+
+fn choose(contents: &[&Content]) -> Option<FastPattern> {
+    choose_index(contents).map(|(_, fp)| fp)
+}
+
+/// The chosen content's index and its fast pattern.
+fn choose_index(contents: &[&Content]) -> Option<(usize, FastPattern)> {
+    let idx = match contents.iter().position(|c| c.fast_pattern.is_some()) {
+        Some(i) => i,
         None => {
-            let pos: Vec<&Content> = contents.iter().copied().filter(|c| !c.negated).collect();
-            let mut best: Option<&Content> = None;
-            for c in pos {
+            let mut best: Option<usize> = None;
+            for (i, c) in contents.iter().enumerate() {
+                if c.negated {
+                    continue;
+                }
                 best = match best {
-                    None => Some(c),
+                    None => Some(i),
                     Some(b) => {
-                        let (lc, lb) = (c.pattern.len(), b.pattern.len());
-                        if lc > lb || (lc == lb && strength(&c.pattern) > strength(&b.pattern)) {
-                            Some(c)
+                        let b_c = contents[b];
+                        let (lc, lb) = (c.pattern.len(), b_c.pattern.len());
+                        if lc > lb || (lc == lb && strength(&c.pattern) > strength(&b_c.pattern)) {
+                            Some(i)
                         } else {
                             Some(b)
                         }
@@ -379,6 +510,7 @@ pub(crate) fn fast_pattern(rule: &Rule) -> Option<FastPattern> {
             best?
         }
     };
+    let chosen = contents[idx];
     if chosen.negated {
         return None;
     }
@@ -391,5 +523,5 @@ pub(crate) fn fast_pattern(rule: &Rule) -> Option<FastPattern> {
             }
         }
     }
-    Some(FastPattern { bytes, nocase: chosen.nocase })
+    Some((idx, FastPattern { bytes, nocase: chosen.nocase }))
 }

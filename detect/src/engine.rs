@@ -4,10 +4,12 @@
 //! payload and the TCP stream window, flowbits in rule order, then the alert queue with
 //! pass, action order, `by_flow` thresholds and Suricata's per-packet alert cap.
 
+use portcullis_applayer::{AppProto, Tx};
 use portcullis_common::{Direction, PacketMeta, Timestamp};
 use portcullis_rules::{Action, FlowbitCmd, Origin, Rule, TrackBy};
 
-use crate::compile::{self, class_of, Compiled, CLASSES};
+use crate::app::{self, BufScratch};
+use crate::compile::{self, class_of, AppKeys, Compiled, CLASSES};
 use crate::header;
 use crate::payload::Inspect;
 use crate::iponly::IpOnlyIndex;
@@ -109,6 +111,12 @@ pub struct PacketInput<'a> {
     /// flow ended: as Suricata's, only stream inspection runs on it (no IP-only rules, no
     /// packet payload or header keywords).
     pub pseudo: bool,
+    /// The flow's app-layer protocol as detected so far (`Unknown` without app-layer
+    /// parsing).
+    pub app_proto: AppProto,
+    /// The flow's live transactions; those with `updated` set changed with this packet and
+    /// are inspected by the transaction rules, in the packet's direction.
+    pub txs: &'a [Tx],
 }
 
 /// One alert, in engine order within its packet.
@@ -127,6 +135,9 @@ pub struct Alert {
     /// The rule has a `by_src`/`by_dst`/`by_rule`/`by_both` threshold or detection filter:
     /// the single ordered writer must pass it through [`crate::ThresholdTable::admit`].
     pub global_threshold: bool,
+    /// The transaction the rule matched in (a transaction rule), for EVE's `tx_id` and the
+    /// app-layer object logged with the alert.
+    pub tx_id: Option<u64>,
 }
 
 /// What to do with the packet and its flow.
@@ -175,6 +186,8 @@ pub struct FlowDetect {
     passed: bool,
     dropped: bool,
     stream: [StreamWin; 2],
+    /// (transaction id, rule) pairs that alerted: a rule alerts once per transaction.
+    app_done: Vec<(u64, u32)>,
 }
 
 impl FlowDetect {
@@ -217,8 +230,12 @@ pub struct Scratch {
     touched: Vec<u32>,
     lower_pkt: Vec<u8>,
     lower_stream: Vec<u8>,
-    matched: Vec<(u32, bool)>,
+    /// (rule, from stream, transaction) of this packet's matches.
+    matched: Vec<(u32, bool, Option<u64>)>,
     matchers: Vec<MatchScratch>,
+    app_cands: Vec<u32>,
+    app_matchers: Vec<MatchScratch>,
+    bufs: BufScratch,
 }
 
 /// The compiled rule set. `Send + Sync`: share it through an `Arc`.
@@ -232,6 +249,12 @@ pub struct Engine {
     flowbit_names: Vec<String>,
     cfg: DetectConfig,
     stats: EngineStats,
+    /// The (buffer, transformations) keys transaction rules inspect, with one prefilter per
+    /// key over the fast patterns found in that buffer.
+    app_keys: AppKeys,
+    app_groups: Vec<Prefilter>,
+    /// Transaction rules without a fast pattern, in engine order.
+    app_always: Vec<u32>,
 }
 
 /// Prefilter groups: protocol class × direction.
@@ -246,9 +269,10 @@ impl Engine {
     pub fn build(rules: Vec<Rule>, cfg: &DetectConfig) -> (Engine, Vec<BuildWarning>) {
         let mut warnings = Vec::new();
         let mut flowbit_names = Vec::new();
+        let mut app_keys = AppKeys::default();
         let mut kept: Vec<(Rule, Compiled, usize)> = Vec::with_capacity(rules.len());
         for (load_idx, rule) in rules.into_iter().enumerate() {
-            match compile::compile(&rule, &mut flowbit_names) {
+            match compile::compile(&rule, &mut flowbit_names, &mut app_keys) {
                 Ok(c) => kept.push((rule, c, load_idx)),
                 Err(reason) => warnings.push(BuildWarning {
                     sid: rule.sid,
@@ -277,10 +301,19 @@ impl Engine {
         let mut pats: [Vec<(Vec<u8>, bool, u32)>; GROUPS] = Default::default();
         let mut always: [Vec<u32>; GROUPS] = Default::default();
         let mut iponly = Vec::new();
+        let mut app_pats: Vec<Vec<(Vec<u8>, bool, u32)>> = (0..app_keys.list.len()).map(|_| Vec::new()).collect();
+        let mut app_always = Vec::new();
         for (i, c) in compiled.iter().enumerate() {
             let id = i as u32;
             if c.iponly {
                 iponly.push(id);
+                continue;
+            }
+            if c.app.as_ref().is_some_and(|a| a.tx_based()) {
+                match (&c.fast, c.fast_key, cfg.prefilter) {
+                    (Some(fp), Some(k), p) if p != PrefilterKind::None => app_pats[k as usize].push((fp.bytes.clone(), fp.nocase, id)),
+                    _ => app_always.push(id),
+                }
                 continue;
             }
             let f = &rules_v[i].flow;
@@ -308,7 +341,20 @@ impl Engine {
             pf
         });
         let iponly_index = IpOnlyIndex::build(iponly.iter().map(|&id| (id, &rules_v[id as usize])));
-        let engine = Engine { rules: rules_v, compiled, groups, iponly, iponly_index, flowbit_names, cfg: cfg.clone(), stats };
+        let app_groups = app_pats.iter().map(|p| Prefilter::build(p, Vec::new(), cfg.prefilter)).collect();
+        let engine = Engine {
+            rules: rules_v,
+            compiled,
+            groups,
+            iponly,
+            iponly_index,
+            flowbit_names,
+            cfg: cfg.clone(),
+            stats,
+            app_keys,
+            app_groups,
+            app_always,
+        };
         (engine, warnings)
     }
 
@@ -360,6 +406,7 @@ impl Engine {
         Scratch {
             marks: vec![0; self.rules.len()],
             matchers: self.groups.iter().map(Prefilter::new_scratch).collect(),
+            app_matchers: self.app_groups.iter().map(Prefilter::new_scratch).collect(),
             ..Default::default()
         }
     }
@@ -380,7 +427,10 @@ impl Engine {
                 return Verdict { drop: true, drop_flow: true, pass_flow: false };
             }
         }
-        if scratch.marks.len() < self.rules.len() || scratch.matchers.len() < GROUPS {
+        if scratch.marks.len() < self.rules.len()
+            || scratch.matchers.len() < GROUPS
+            || scratch.app_matchers.len() < self.app_groups.len()
+        {
             // A scratch made by another engine (or `Scratch::default()`): redo it once.
             *scratch = self.new_scratch();
         }
@@ -414,7 +464,7 @@ impl Engine {
                             f.apply(cmd, b);
                         }
                     }
-                    scratch.matched.push((id, false));
+                    scratch.matched.push((id, false, None));
                 }
             }
         }
@@ -487,6 +537,7 @@ impl Engine {
                 || !header::addresses(r, c, &meta.key)
                 || !header::flow(r, pkt)
                 || !header::keywords(c, pkt)
+                || c.app.as_ref().is_some_and(|a| !a.flow_matches(pkt.app_proto))
             {
                 continue;
             }
@@ -557,11 +608,22 @@ impl Engine {
                         f.apply(cmd, b);
                     }
                 }
-                scratch.matched.push((id, from_stream));
+                scratch.matched.push((id, from_stream, None));
             }
         }
         // Marks of candidates skipped early are cleared above; make sure none linger.
         debug_assert!(scratch.cands.iter().all(|&id| scratch.marks[id as usize] == 0));
+
+        if let (Some(d), false) = (pkt.dir, pkt.txs.is_empty()) {
+            if let Some(f) = flow.as_deref_mut() {
+                // Forget the alerts of transactions the parser has freed.
+                let first = pkt.txs[0].id;
+                f.app_done.retain(|(t, _)| *t >= first);
+            }
+            for tx in pkt.txs.iter().filter(|t| t.updated) {
+                self.inspect_tx(pkt, d, tx, flow.as_deref_mut(), scratch);
+            }
+        }
 
         // Trim the stream window to its cap now that this packet's data is inspected.
         if have_stream {
@@ -577,6 +639,98 @@ impl Engine {
         self.finalize(pkt, flow, scratch, alerts)
     }
 
+    /// Transaction rules on one transaction that this packet updated, evaluated in the
+    /// packet's direction: candidates from each buffer's prefilter plus the rules without a
+    /// fast pattern, then the header, flowbits, transaction keywords and every buffer list.
+    fn inspect_tx(
+        &self,
+        pkt: &PacketInput<'_>,
+        dir: Direction,
+        tx: &Tx,
+        mut flow: Option<&mut FlowDetect>,
+        scratch: &mut Scratch,
+    ) {
+        let cands = &mut scratch.app_cands;
+        cands.clear();
+        for (k, (buf, _)) in self.app_keys.list.iter().enumerate() {
+            if buf.proto() != tx.proto {
+                continue;
+            }
+            let group = &self.app_groups[k];
+            if group.variant_count() == 0 {
+                continue;
+            }
+            let ts = &self.app_keys.transforms[k];
+            for inst in tx.get_for(*buf, dir) {
+                let hay: &[u8] = if ts.is_empty() {
+                    inst
+                } else {
+                    app::transform(ts, inst, &mut scratch.bufs.out, &mut scratch.bufs.tmp);
+                    &scratch.bufs.out
+                };
+                group.scan(hay, cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.app_matchers[k]);
+            }
+        }
+        cands.extend_from_slice(&self.app_always);
+        cands.sort_unstable();
+        cands.dedup();
+        let meta = pkt.meta;
+        for ci in 0..scratch.app_cands.len() {
+            let id = scratch.app_cands[ci];
+            if flow.as_deref().is_some_and(|f| f.app_done.contains(&(tx.id, id))) {
+                continue;
+            }
+            let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
+            let Some(a) = c.app.as_deref() else { continue };
+            if a.proto != Some(tx.proto)
+                || !a.flow_matches(pkt.app_proto)
+                || !header::proto(c, meta.key.proto)
+                || !header::addresses(r, c, &meta.key)
+                || !header::flow(r, pkt)
+                || (!pkt.pseudo && !header::keywords(c, pkt))
+            {
+                continue;
+            }
+            if !c.fbit_reads.is_empty() {
+                let fd = flow.as_deref();
+                let ok = c.fbit_reads.iter().all(|(cmd, ids)| {
+                    let set = |b: u32| fd.is_some_and(|f| f.bit(b));
+                    match cmd {
+                        FlowbitCmd::IsSet => ids.iter().any(|&b| set(b)),
+                        _ => ids.iter().any(|&b| !set(b)),
+                    }
+                });
+                if !ok {
+                    continue;
+                }
+            }
+            if !a.tx_checks.iter().all(|m| app::tx_check(m, tx)) {
+                continue;
+            }
+            let limit = self.cfg.recursion_limit;
+            if !a.parts.iter().all(|p| {
+                app::part_matches(p, &self.app_keys.transforms[p.key as usize], tx, dir, limit, &mut scratch.bufs)
+            }) {
+                continue;
+            }
+            // Packet keywords of a mixed rule look at this packet's payload.
+            if !c.ops.is_empty() {
+                scratch.bufs.lower.clear();
+                scratch.bufs.lower.extend(pkt.payload.iter().map(u8::to_ascii_lowercase));
+                if !crate::payload::Inspect::new(pkt.payload, &scratch.bufs.lower, 0, limit).run(&c.ops) {
+                    continue;
+                }
+            }
+            if let Some(f) = flow.as_deref_mut() {
+                f.app_done.push((tx.id, id));
+                for &(cmd, b) in &c.fbit_writes {
+                    f.apply(cmd, b);
+                }
+            }
+            scratch.matched.push((id, false, Some(tx.id)));
+        }
+    }
+
     /// The alert queue: engine order, pass discards the rest, actions, `by_flow`
     /// thresholds, the per-packet cap.
     fn finalize(
@@ -589,11 +743,11 @@ impl Engine {
         let mut v = Verdict::default();
         scratch.matched.sort_unstable();
         let mut kept = 0usize;
-        for &(id, from_stream) in &scratch.matched {
+        for &(id, from_stream, tx_id) in &scratch.matched {
             let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
-            // Suricata applies a drop or pass to the flow for IP-only and header-only rules
-            // and for stream matches.
-            let to_flow = c.header_only || from_stream;
+            // Suricata applies a drop or pass to the flow for IP-only and header-only rules,
+            // stream matches and transaction matches.
+            let to_flow = c.header_only || from_stream || tx_id.is_some();
             if r.action == Action::Pass {
                 // A pass ends the packet's alerts (everything after it in engine order).
                 // A flow already dropped stays dropped.
@@ -650,6 +804,7 @@ impl Engine {
                 dir: pkt.dir,
                 from_stream,
                 global_threshold: global,
+                tx_id,
             });
         }
         v

@@ -43,6 +43,7 @@
 //! when a content has `depth`/`offset` (then both, and both may alert, as Suricata which
 //! inspects such a packet on arrival and again as stream once acknowledged).
 
+mod app;
 mod bytes;
 mod compile;
 mod engine;

@@ -309,8 +309,8 @@ fn stream_window_is_capped_and_gaps_restart_it() {
 #[test]
 fn unsupported_rules_are_dropped_with_warnings() {
     let rules = vec![
-        rule(1).proto(Proto::App("http".into())).content(b"x").build(),
-        rule(2).content(b"x").buffer(Buffer::Sticky { name: "http.uri".into(), transforms: vec![] }).build(),
+        rule(1).proto(Proto::App("smb".into())).content(b"x").build(),
+        rule(2).content(b"x").buffer(Buffer::Sticky { name: "smb.share".into(), transforms: vec![] }).build(),
         rule(3).pcre("(unclosed", "").build(),
         rule(4).header(HeaderMatch::Other { keyword: "tos".into(), value: "8".into() }).build(),
         rule(5).content(b"ok").build(),

@@ -430,6 +430,22 @@ pub struct Threshold {
     pub seconds: u32,
 }
 
+/// App-layer keywords that are not buffers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AppMatch {
+    /// `urilen:[<>]N[<>M][,norm|raw]`: the length of `http.uri` (or `http.uri.raw`).
+    UriLen { cmp: Cmp<u64>, raw: bool },
+    /// `app-layer-protocol:[!]name`: the flow's detected protocol (`failed` included).
+    Protocol { name: String, negated: bool },
+    /// `tls.version:1.2` (or a hex number): the negotiated or offered version, as
+    /// `0x0300` SSLv3 … `0x0304` TLS 1.3.
+    TlsVersion(u16),
+    /// `ssl_version:sslv3,tls1.0,...` (`!` negates one name): any listed version matches.
+    SslVersion(Vec<(u16, bool)>),
+    /// `dns.opcode:[!]N`.
+    DnsOpcode { opcode: u8, negated: bool },
+}
+
 /// `target:src_ip|dest_ip`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
@@ -468,6 +484,8 @@ pub struct Rule {
     pub header: Vec<HeaderMatch>,
     pub payload: Vec<PayloadMatch>,
     pub flowbits: Vec<Flowbit>,
+    /// App-layer keywords that are not buffers, in rule order.
+    pub app: Vec<AppMatch>,
     pub noalert: bool,
     pub threshold: Option<Threshold>,
     pub detection_filter: Option<Threshold>,

@@ -318,6 +318,58 @@ pub const KEYWORDS: &[(&str, Support)] = &[
     ("transform", Unsupported),
 ];
 
+/// The sticky buffers the app-layer parsers fill (`portcullis-applayer`'s `Buf`; a test in
+/// `portcullis-detect` keeps the two lists equal). Rules using any other sticky buffer are
+/// skipped as app-layer.
+pub const APP_BUFFERS: &[&str] = &[
+    "http.uri",
+    "http.uri.raw",
+    "http.method",
+    "http.request_line",
+    "http.request_body",
+    "http.response_line",
+    "http.response_body",
+    "http.header",
+    "http.header.raw",
+    "http.header_names",
+    "http.cookie",
+    "http.user_agent",
+    "http.host",
+    "http.host.raw",
+    "http.accept",
+    "http.accept_enc",
+    "http.accept_lang",
+    "http.connection",
+    "http.content_type",
+    "http.content_len",
+    "http.referer",
+    "http.start",
+    "http.protocol",
+    "http.stat_code",
+    "http.stat_msg",
+    "http.server",
+    "http.location",
+    "file.data",
+    "dns.query",
+    "tls.sni",
+    "tls.cert_subject",
+    "tls.cert_issuer",
+    "tls.cert_serial",
+    "tls.cert_fingerprint",
+    "tls.certs",
+    "tls.subjectaltname",
+    "tls.random",
+    "ja3.hash",
+    "ja3.string",
+    "ja3s.hash",
+    "ja3s.string",
+    "ssh.proto",
+    "ssh.software",
+];
+
+/// App-layer protocols Portcullis detects, as rule headers name them.
+pub const APP_PROTOS: &[&str] = &["http", "http1", "tls", "ssl", "dns", "ssh"];
+
 static TABLE: LazyLock<HashMap<&'static str, Support>> = LazyLock::new(|| KEYWORDS.iter().copied().collect());
 
 /// How Portcullis treats `name`; `None` for a keyword Suricata 7 does not have either (as far

@@ -226,8 +226,8 @@ impl Loader {
         };
         if let Some(k) = app_layer_use(&rule) {
             let reason = match k.strip_prefix("proto:") {
-                Some(p) => format!("app-layer protocol {p} in the header (app-layer inspection is not built yet)"),
-                None => format!("unsupported keyword {k} (app-layer inspection is not built yet)"),
+                Some(p) => format!("app-layer protocol {p} in the header is not detected"),
+                None => format!("unsupported app-layer keyword {k} (no parser fills it)"),
             };
             self.report.skipped.push(Skipped { origin, sid: Some(rule.sid), keyword: Some(k), kind: SkipKind::AppLayer, reason });
             return;

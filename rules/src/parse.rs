@@ -57,7 +57,7 @@ impl fmt::Display for RuleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kw = self.keyword.as_deref().unwrap_or("");
         match &self.kind {
-            RuleErrorKind::Unsupported { app_layer: true } => write!(f, "unsupported keyword {kw} (app-layer inspection is not built yet)"),
+            RuleErrorKind::Unsupported { app_layer: true } => write!(f, "unsupported app-layer keyword {kw}"),
             RuleErrorKind::Unsupported { app_layer: false } => write!(f, "unsupported keyword {kw}"),
             RuleErrorKind::Unknown => write!(f, "unknown keyword {kw} at column {}", self.column),
             RuleErrorKind::Syntax(m) if kw.is_empty() => write!(f, "syntax error at column {}: {m}", self.column),
@@ -78,17 +78,29 @@ fn invalid(column: usize, keyword: &str, m: impl Into<String>) -> RuleError {
     RuleError { column, keyword: Some(keyword.to_string()), sid: None, kind: RuleErrorKind::Invalid(m.into()) }
 }
 
-/// The app-layer part of a parsed rule, if any: the canonical name of the first sticky
-/// buffer it inspects, or `proto:NAME` for an app-layer protocol in the header. The loader
-/// skips such rules until app-layer inspection exists.
+/// The app-layer part of a parsed rule that Portcullis cannot inspect, if any: the canonical
+/// name of the first sticky buffer no parser fills ([`keywords::APP_BUFFERS`]), or
+/// `proto:NAME` for an app-layer protocol in the header that is not detected
+/// ([`keywords::APP_PROTOS`]). The loader skips such rules.
 pub fn app_layer_use(rule: &Rule) -> Option<String> {
     for m in &rule.payload {
         if let Buffer::Sticky { name, .. } = &m.buffer {
-            return Some(name.clone());
+            if !keywords::APP_BUFFERS.contains(&name.as_str()) {
+                return Some(name.clone());
+            }
         }
     }
     if let Proto::App(p) = &rule.proto {
-        return Some(format!("proto:{p}"));
+        if !keywords::APP_PROTOS.contains(&p.as_str()) {
+            return Some(format!("proto:{p}"));
+        }
+    }
+    for m in &rule.app {
+        if let AppMatch::Protocol { name, .. } = m {
+            if !keywords::APP_PROTOS.contains(&name.as_str()) && name != "failed" {
+                return Some(format!("app-layer-protocol:{name}"));
+            }
+        }
     }
     None
 }
@@ -214,6 +226,7 @@ fn parse_inner(text: &str, origin: Origin, ctx: &ParseContext, sid_out: &mut Opt
             header: Vec::new(),
             payload: Vec::new(),
             flowbits: Vec::new(),
+            app: Vec::new(),
             noalert: false,
             threshold: None,
             detection_filter: None,
@@ -502,7 +515,13 @@ impl Builder {
         };
         match support {
             Support::Unsupported => return Err(unsupported(false)),
-            Support::AppLayer => return Err(unsupported(true)),
+            Support::AppLayer => match self.app_keyword(o)? {
+                Some(m) => {
+                    self.rule.app.push(m);
+                    return Ok(());
+                }
+                None => return Err(unsupported(true)),
+            },
             Support::Sticky(canonical) => {
                 if o.value.is_some() {
                     return Err(syntax(o.col, Some(name), "a sticky buffer takes no value"));
@@ -822,6 +841,72 @@ impl Builder {
         Ok(())
     }
 
+    /// The app-layer keywords that are not buffers and that the engine evaluates; `None`
+    /// for the others (skipped as app-layer).
+    fn app_keyword(&self, o: &Opt<'_>) -> Result<Option<AppMatch>, RuleError> {
+        let name = o.name;
+        let e = |m: String| invalid(o.col, name, m);
+        let value = || o.value.map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| syntax(o.col, Some(name), "needs a value"));
+        Ok(Some(match name {
+            "urilen" => {
+                let v = value()?;
+                let (cmp, raw) = match v.split_once(',') {
+                    Some((c, "raw")) => (c.trim(), true),
+                    Some((c, "norm")) => (c.trim(), false),
+                    Some((_, m)) => return Err(e(format!("`{m}` is not norm or raw"))),
+                    None => (v, false),
+                };
+                AppMatch::UriLen { cmp: parse_cmp(cmp, "urilen").map_err(e)?, raw }
+            }
+            "app-layer-protocol" => {
+                let v = value()?;
+                let (negated, p) = match v.strip_prefix('!') {
+                    Some(p) => (true, p.trim()),
+                    None => (false, v),
+                };
+                // `app-layer-protocol:http,final` and friends name when to check; the flow's
+                // protocol is known once, so the mode changes nothing here.
+                let p = p.split(',').next().unwrap_or(p).trim().to_ascii_lowercase();
+                AppMatch::Protocol { name: p, negated }
+            }
+            "tls.version" => AppMatch::TlsVersion(tls_version(value()?).ok_or_else(|| e(format!("`{}` is not a TLS version", value().unwrap_or_default())))?),
+            "ssl_version" => {
+                let mut list = Vec::new();
+                for item in value()?.split(',') {
+                    let item = item.trim();
+                    let (neg, n) = match item.strip_prefix('!') {
+                        Some(n) => (true, n.trim()),
+                        None => (false, item),
+                    };
+                    let v = match n.to_ascii_lowercase().as_str() {
+                        "sslv2" => 0x0002,
+                        "sslv3" => 0x0300,
+                        "tls1.0" => 0x0301,
+                        "tls1.1" => 0x0302,
+                        "tls1.2" => 0x0303,
+                        "tls1.3" => 0x0304,
+                        other => return Err(e(format!("`{other}` is not an SSL/TLS version name"))),
+                    };
+                    list.push((v, neg));
+                }
+                AppMatch::SslVersion(list)
+            }
+            "dns.opcode" => {
+                let v = value()?;
+                let (negated, n) = match v.strip_prefix('!') {
+                    Some(n) => (true, n),
+                    None => (false, v),
+                };
+                let opcode: u8 = num(n.trim(), "opcode").map_err(e)?;
+                if opcode > 15 {
+                    return Err(e(format!("opcode {opcode} is not 0-15")));
+                }
+                AppMatch::DnsOpcode { opcode, negated }
+            }
+            _ => return Ok(None),
+        }))
+    }
+
     fn modifier(&mut self, o: &Opt<'_>, canonical: &str) -> Result<(), RuleError> {
         if o.name == "uricontent" {
             // `uricontent:"x"` is `content:"x"; http_uri;` in one keyword.
@@ -1073,6 +1158,21 @@ impl Builder {
         self.rule.vars.push(name.to_string());
         Ok(x)
     }
+}
+
+/// `tls.version`'s value: `1.0`-`1.3`, `sslv3`, or a number (`0x0303`).
+fn tls_version(v: &str) -> Option<u16> {
+    Some(match v.to_ascii_lowercase().as_str() {
+        "1.0" => 0x0301,
+        "1.1" => 0x0302,
+        "1.2" => 0x0303,
+        "1.3" => 0x0304,
+        "sslv3" | "3.0" => 0x0300,
+        n => match n.strip_prefix("0x") {
+            Some(h) => u16::from_str_radix(h, 16).ok()?,
+            None => n.parse().ok()?,
+        },
+    })
 }
 
 fn check_nbytes(n: u8, string: bool) -> Result<(), String> {

@@ -83,7 +83,28 @@ const OK: &[(&str, Check)] = &[
     // A pcre buffer flag makes the match inspect that sticky buffer.
     ("alert tcp any any -> any any (pcre:\"/\\/index\\.php/Ui\"; sid:10;)", |r| {
         assert_eq!(r.payload[0].buffer, Buffer::Sticky { name: "http.uri".into(), transforms: vec![] });
-        assert_eq!(app_layer_use(r).as_deref(), Some("http.uri"));
+        // The app layer fills http.uri: nothing here stops the rule from loading.
+        assert_eq!(app_layer_use(r), None);
+    }),
+    // A buffer no parser fills is what the loader skips.
+    ("alert smb any any -> any any (smb.share; content:\"IPC$\"; sid:12;)", |r| {
+        assert_eq!(app_layer_use(r).as_deref(), Some("smb.share"));
+    }),
+    ("alert smb any any -> any any (content:\"IPC$\"; sid:13;)", |r| {
+        assert_eq!(app_layer_use(r).as_deref(), Some("proto:smb"));
+    }),
+    // App-layer keywords that are not buffers.
+    ("alert http any any -> any any (urilen:>5,raw; app-layer-protocol:!tls; sid:14;)", |r| {
+        assert_eq!(r.app[0], AppMatch::UriLen { cmp: Cmp::Gt(5), raw: true });
+        assert_eq!(r.app[1], AppMatch::Protocol { name: "tls".into(), negated: true });
+        assert_eq!(app_layer_use(r), None);
+    }),
+    ("alert tls any any -> any any (tls.version:1.2; ssl_version:sslv3,!tls1.0; sid:15;)", |r| {
+        assert_eq!(r.app[0], AppMatch::TlsVersion(0x0303));
+        assert_eq!(r.app[1], AppMatch::SslVersion(vec![(0x0300, false), (0x0301, true)]));
+    }),
+    ("alert dns any any -> any any (dns.opcode:!4; sid:16;)", |r| {
+        assert_eq!(r.app[0], AppMatch::DnsOpcode { opcode: 4, negated: true });
     }),
     // Sticky buffers, legacy modifiers, transforms, pkt_data.
     ("alert tcp any any -> any any (content:\"GET\"; http_method; content:\"/a\"; http_uri; http.host; dotprefix; content:\".evil\"; endswith; pkt_data; content:\"x\"; sid:11;)", |r| {
@@ -245,7 +266,8 @@ const ERR: &[(&str, usize, Option<&str>, K, &str)] = &[
     ("alert tcp any any -> any any (flags:SX; sid:1;)", 30, Some("flags"), K::Invalid, "`X` is not a TCP flag"),
     ("alert tcp any any -> any any (nocase:1; content:\"a\"; sid:1;)", 30, Some("nocase"), K::Syntax, "takes no value"),
     // Support: app-layer, unsupported, unknown keywords are named.
-    ("alert http any any -> any any (urilen:>5; sid:1;)", 31, Some("urilen"), K::App, "unsupported keyword urilen (app-layer inspection is not built yet)"),
+    ("alert http any any -> any any (app-layer-event:http.x; sid:1;)", 31, Some("app-layer-event"), K::App, "unsupported app-layer keyword app-layer-event"),
+    ("alert dns any any -> any any (dns.opcode:16; sid:1;)", 30, Some("dns.opcode"), K::Invalid, "not 0-15"),
     ("alert tcp any any -> any any (content:\"a\"; byte_test:1,=,1,0,dce; sid:1;)", 43, Some("byte_test dce"), K::App, "app-layer"),
     ("alert tcp any any -> any any (stream_size:server,>,5; sid:1;)", 30, Some("stream_size"), K::Unsupported, "unsupported keyword stream_size"),
     ("alert ipv6 any any -> any any (sid:1;)", 6, Some("proto:ipv6"), K::Unsupported, "unsupported keyword proto:ipv6"),
@@ -302,7 +324,7 @@ fn files_comments_continuations_and_duplicates() {
                 alert tcp any any -> any any (msg:\"two\"; \\\n    content:\"x\"; \\\n    sid:3;)\r\n\
                 alert tcp any any -> any any (msg:\"dup, lower rev\"; sid:1; rev:0;)\n\
                 alert tcp any any -> any any (msg:\"dup, higher rev\"; sid:1; rev:2;)\n\
-                alert http any any -> any any (msg:\"app\"; http.uri; content:\"/a\"; sid:4;)\n\
+                alert smb any any -> any any (msg:\"app\"; smb.share; content:\"/a\"; sid:4;)\n\
                 alert tcp any any -> any any (msg:\"broken\"; content:\"a; sid:5;)\n\
                 #alert tcp any any -> any any (msg:\"commented continuation\"; \\\n    sid:6;)\n";
     let r = RuleSet::load_str(text, "t.rules", &ctx());
@@ -315,13 +337,13 @@ fn files_comments_continuations_and_duplicates() {
         vec![
             (8, Some(1), SkipKind::DuplicateSid, Some("sid")),
             (3, Some(1), SkipKind::DuplicateSid, Some("sid")),
-            (10, Some(4), SkipKind::AppLayer, Some("http.uri")),
+            (10, Some(4), SkipKind::AppLayer, Some("smb.share")),
             (11, Some(5), SkipKind::Syntax, Some("content")),
         ]
     );
-    assert_eq!(r.skipped[2].to_string(), "t.rules:10: sid 4: unsupported keyword http.uri (app-layer inspection is not built yet)");
+    assert_eq!(r.skipped[2].to_string(), "t.rules:10: sid 4: unsupported app-layer keyword smb.share (no parser fills it)");
     assert!(r.skipped[3].to_string().starts_with("t.rules:11: sid 5: syntax error at column 44 in content:"), "{}", r.skipped[3]);
-    assert_eq!(r.skipped_by_keyword(), vec![("(duplicate sid)".to_string(), 2), ("content".to_string(), 1), ("http.uri".to_string(), 1)]);
+    assert_eq!(r.skipped_by_keyword(), vec![("(duplicate sid)".to_string(), 2), ("content".to_string(), 1), ("smb.share".to_string(), 1)]);
 }
 
 #[test]

@@ -37,6 +37,7 @@ pub fn rule(sid: u32) -> R {
         header: vec![],
         payload: vec![],
         flowbits: vec![],
+        app: vec![],
         noalert: false,
         threshold: None,
         detection_filter: None,
@@ -280,6 +281,8 @@ pub fn input<'a>(m: &'a PacketMeta, payload: &'a [u8], dir: Option<Direction>) -
         stream: None,
         stream_offset: 0,
         pseudo: false,
+        app_proto: Default::default(),
+        txs: &[],
     }
 }
 
