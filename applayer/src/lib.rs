@@ -65,28 +65,52 @@ impl Default for AppConfig {
     }
 }
 
-/// Counters of one worker's app-layer parsing: flows by detected protocol, and anomalies by
-/// name (`http.invalid_request_line`, `tls.record_too_long`, ...). Allocates only the first
-/// time a name is counted.
+/// Counters of one worker's app-layer parsing: flows by detected protocol and parser errors
+/// by protocol, under Suricata's `stats.app_layer` names (`http`, `tls`, `dns_udp`,
+/// `dns_tcp`, `ssh`, `failed_tcp`, `failed_udp`), and anomalies by name
+/// (`http.invalid_request_line`, `tls.record_too_long`, ...). Allocates only the first time
+/// a name is counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AppStats {
     pub flows: BTreeMap<&'static str, u64>,
+    /// Anomalies per protocol (Suricata's `app_layer.error.<proto>.parser`).
+    pub errors: BTreeMap<&'static str, u64>,
     pub anomalies: BTreeMap<&'static str, u64>,
+    anomaly_total: u64,
 }
 
 impl AppStats {
     pub fn anomaly(&mut self, name: &'static str) {
         *self.anomalies.entry(name).or_default() += 1;
+        self.anomaly_total += 1;
     }
 
     pub fn merge(&mut self, o: &AppStats) {
         for (k, v) in &o.flows {
             *self.flows.entry(k).or_default() += v;
         }
+        for (k, v) in &o.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
         for (k, v) in &o.anomalies {
             *self.anomalies.entry(k).or_default() += v;
         }
+        self.anomaly_total += o.anomaly_total;
     }
+}
+
+/// Suricata's `stats.app_layer` name of a protocol on a transport.
+fn stat_name(proto: AppProto, tcp: bool) -> Option<&'static str> {
+    Some(match (proto, tcp) {
+        (AppProto::Http, _) => "http",
+        (AppProto::Tls, _) => "tls",
+        (AppProto::Ssh, _) => "ssh",
+        (AppProto::Dns, true) => "dns_tcp",
+        (AppProto::Dns, false) => "dns_udp",
+        (AppProto::Failed, true) => "failed_tcp",
+        (AppProto::Failed, false) => "failed_udp",
+        (AppProto::Unknown, _) => return None,
+    })
 }
 
 /// The transactions of one flow, in creation order, and the next id.
@@ -162,12 +186,14 @@ pub struct AppFlow {
     parser: Parser,
     txs: Txs,
     tcp: bool,
+    /// The protocol's `stats.app_layer` name once decided.
+    stat_name: Option<&'static str>,
 }
 
 impl AppFlow {
     /// `tcp`: the flow is TCP (else UDP); ports as the flow key has them (client, server).
     pub fn new(tcp: bool, client_port: u16, server_port: u16) -> Self {
-        AppFlow { probe: Probe::new(tcp, client_port, server_port), parser: Parser::None, txs: Txs::default(), tcp }
+        AppFlow { probe: Probe::new(tcp, client_port, server_port), parser: Parser::None, txs: Txs::default(), tcp, stat_name: None }
     }
 
     pub fn proto(&self) -> AppProto {
@@ -187,6 +213,8 @@ impl AppFlow {
                 for (d, bytes) in self.probe.take_held() {
                     self.parse(cfg, d, &bytes, stats);
                 }
+            } else if self.probe.proto() == AppProto::Failed {
+                self.start(AppProto::Failed, stats);
             }
             return;
         }
@@ -199,23 +227,26 @@ impl AppFlow {
             return;
         }
         if self.probe.proto() == AppProto::Unknown {
-            if let Some(proto) = self.probe.feed_datagram(dir, data) {
-                self.start(proto, stats);
-            }
+            let decided = self.probe.feed_datagram(dir, data);
+            self.start(decided.unwrap_or(AppProto::Failed), stats);
         }
         if let Parser::Dns(s) = &mut self.parser {
+            let before = stats.anomaly_total;
             s.datagram(cfg, dir, data, &mut self.txs, stats);
+            self.count_errors(before, stats);
         }
     }
 
     /// The direction ended (FIN, RST, or the flow's end): bodies delimited by the close end.
     pub fn close(&mut self, cfg: &AppConfig, dir: Direction, stats: &mut AppStats) {
+        let before = stats.anomaly_total;
         match &mut self.parser {
             Parser::Http(s) => s.close(cfg, dir, &mut self.txs, stats),
             Parser::Dns(s) => s.close(cfg, dir, &mut self.txs, stats),
             Parser::Tls(s) => s.close(cfg, dir, &mut self.txs, stats),
             Parser::Ssh(_) | Parser::None => {}
         }
+        self.count_errors(before, stats);
     }
 
     pub fn txs(&self) -> &[Tx] {
@@ -232,7 +263,8 @@ impl AppFlow {
     }
 
     fn start(&mut self, proto: AppProto, stats: &mut AppStats) {
-        if let Some(n) = proto.name() {
+        self.stat_name = stat_name(proto, self.tcp);
+        if let Some(n) = self.stat_name {
             *stats.flows.entry(n).or_default() += 1;
         }
         self.parser = match proto {
@@ -244,7 +276,20 @@ impl AppFlow {
         };
     }
 
+    fn count_errors(&self, before: u64, stats: &mut AppStats) {
+        let n = stats.anomaly_total - before;
+        if let (Some(name), true) = (self.stat_name, n > 0) {
+            *stats.errors.entry(name).or_default() += n;
+        }
+    }
+
     fn parse(&mut self, cfg: &AppConfig, dir: Direction, data: &[u8], stats: &mut AppStats) {
+        let before = stats.anomaly_total;
+        self.parse_inner(cfg, dir, data, stats);
+        self.count_errors(before, stats);
+    }
+
+    fn parse_inner(&mut self, cfg: &AppConfig, dir: Direction, data: &[u8], stats: &mut AppStats) {
         match &mut self.parser {
             Parser::Http(s) => s.parse(cfg, dir, data, &mut self.txs, stats),
             Parser::Dns(s) => s.parse(cfg, dir, data, &mut self.txs, stats),

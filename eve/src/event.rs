@@ -86,6 +86,8 @@ pub struct FlowEvent {
     response_icmp_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     spi: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_proto: Option<&'static str>,
     flow: FlowObject,
     #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<TcpObject>,
@@ -174,6 +176,7 @@ pub fn flow_event(r: &FlowRecord) -> FlowEvent {
         response_icmp_type: response.then_some(k.dport >> 8),
         response_icmp_code: response.then_some(0),
         spi: (k.proto == ipproto::ESP).then_some(u32::from(k.sport) << 16 | u32::from(k.dport)),
+        app_proto: r.app_proto,
         flow: FlowObject {
             pkts_toserver: r.pkts_toserver,
             pkts_toclient: r.pkts_toclient,
@@ -202,6 +205,8 @@ pub struct Stats {
     pub detect: Option<DetectStats>,
     /// Present in (simulated) IPS mode only, as Suricata's `stats.ips`.
     pub ips: Option<IpsStats>,
+    /// Present when the app layer was parsed (with rules): `stats.app_layer`.
+    pub app_layer: Option<portcullis_applayer::AppStats>,
 }
 
 /// `stats.detect`.
@@ -308,6 +313,10 @@ pub fn stats_event(at: Timestamp, s: &Stats) -> Value {
         }
         if let Some(d) = &s.detect {
             stats.insert("detect".into(), json!({ "alert": d.alert, "alert_queue_overflow": 0, "alerts_suppressed": d.alerts_suppressed }));
+        }
+        if let Some(a) = &s.app_layer {
+            let errors: Map<String, Value> = a.errors.iter().map(|(k, n)| ((*k).to_string(), json!({ "parser": n }))).collect();
+            stats.insert("app_layer".into(), json!({ "flow": a.flows, "error": errors }));
         }
     }
     ev

@@ -10,10 +10,12 @@
 //! Suricata's EVE schema (`etc/eve-schema.json` of suricata-verify), which a test checks. It
 //! formats and writes; it decides nothing about what to log.
 
+mod app;
 mod event;
 mod packet;
 mod writer;
 
+pub use app::AlertApp;
 pub use event::{flow_event, format_timestamp, proto_name, stats_event, DetectStats, FlowEvent, IpsStats, Stats};
 pub use packet::{alert_event, drop_event, ml_alert_event, AlertEvent, AlertRule, DropEvent, DropInfo, DropReason, EveIp, MlFeature, MlVerdict, PacketInfo};
 pub use writer::{EveError, EveWriter};

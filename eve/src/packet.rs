@@ -7,6 +7,7 @@ use portcullis_flowtable::FlowSnapshot;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
+use crate::app::{AlertApp, EveDns, EveHttp, EveTls};
 use crate::event::{format_timestamp, has_ports, proto_name};
 
 /// An IP address as Suricata writes it: IPv4 dotted, IPv6 as eight groups of four lowercase
@@ -103,7 +104,17 @@ pub struct AlertEvent<'a> {
     icmp_code: Option<u8>,
     #[serde(skip_serializing_if = "str::is_empty")]
     pkt_src: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_id: Option<u64>,
+    #[serde(skip_serializing_if = "is_false")]
+    tx_guessed: bool,
     alert: AlertObject<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<EveHttp<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dns: Option<EveDns<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<EveTls<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     app_proto: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -233,6 +244,8 @@ pub fn alert_event<'a>(pkt: &PacketInfo, flow: Option<&FlowSnapshot>, rule: &Ale
         icmp_type: icmp.then_some(pkt.icmp_type),
         icmp_code: icmp.then_some(pkt.icmp_code),
         pkt_src: "wire/pcap",
+        tx_id: None,
+        tx_guessed: false,
         alert: AlertObject {
             action: if blocked { "blocked" } else { "allowed" },
             gid: rule.gid,
@@ -244,6 +257,9 @@ pub fn alert_event<'a>(pkt: &PacketInfo, flow: Option<&FlowSnapshot>, rule: &Ale
             metadata: Metadata(rule.metadata),
             context: None,
         },
+        http: None,
+        dns: None,
+        tls: None,
         app_proto: None,
         direction: pkt.dir.map(direction_name),
         flow: flow.map(|f| {
@@ -263,6 +279,23 @@ pub fn alert_event<'a>(pkt: &PacketInfo, flow: Option<&FlowSnapshot>, rule: &Ale
             }
         }),
     }
+}
+
+impl<'a> AlertEvent<'a> {
+    /// Adds the flow's app-layer protocol and the transaction's `tx_id` and objects.
+    pub fn with_app(mut self, app: &'a AlertApp) -> Self {
+        self.app_proto = app.proto;
+        if let Some(id) = app.tx_id {
+            self.tx_id = Some(id);
+            self.tx_guessed = app.guessed;
+            (self.http, self.dns, self.tls) = crate::app::objects(&app.log, id);
+        }
+        self
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The EVE `alert` event for a flow the model flagged: the flow's addresses and ports

@@ -77,4 +77,7 @@ pub struct FlowRecord {
     pub icmp_tc: Option<(u8, u8)>,
     /// When this record was produced, in packet time: flows are ordered by it on output.
     pub logged_at: Timestamp,
+    /// The app-layer protocol detection named (EVE's `app_proto`); the flow table never
+    /// sets it, the engine that parsed the flow's app layer does.
+    pub app_proto: Option<&'static str>,
 }

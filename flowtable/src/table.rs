@@ -562,6 +562,7 @@ impl FlowTable {
             icmp_ts: s.icmp[0],
             icmp_tc: s.icmp[1],
             logged_at: now,
+            app_proto: None,
         }
     }
 

@@ -257,6 +257,7 @@ fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {
         "events_written": s.events_written,
         "alerts": s.detect.map(|d| d.alert),
         "blocked": s.ips.map(|i| i.blocked),
+        "app_layer": s.app_layer.as_ref().map(|a| serde_json::json!({ "flows": a.flows, "errors": a.errors, "anomalies": a.anomalies })),
         "ml": s.ml.as_ref().map(|m| serde_json::json!({
             "model": m.model,
             "version": m.version,
@@ -308,6 +309,17 @@ fn print_summary(s: &ReplaySummary, threads: usize) {
     }
     if let Some(i) = s.ips {
         eprintln!("  ips        {:>12}  accepted, {} blocked", i.accepted, i.blocked);
+    }
+    if let Some(a) = &s.app_layer {
+        let flows: Vec<String> = a.flows.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let total: u64 = a.anomalies.values().sum();
+        let mut top: Vec<(&&str, &u64)> = a.anomalies.iter().collect();
+        top.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
+        let top: Vec<String> = top.iter().take(4).map(|(k, n)| format!("{k} {n}")).collect();
+        eprintln!("  app layer  {:>12}  flows by protocol: {}", a.flows.values().sum::<u64>(), if flows.is_empty() { "none".into() } else { flows.join(", ") });
+        if total > 0 {
+            eprintln!("  app anomal {:>12}  ({})", total, top.join(", "));
+        }
     }
     if s.events_written > 0 {
         eprintln!("  EVE events {:>12}", s.events_written);

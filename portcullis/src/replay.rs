@@ -7,10 +7,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender};
+use portcullis_applayer::AppStats;
 use portcullis_common::{Direction, PacketMeta, Timestamp};
 use portcullis_dataplane::{capture_files, CaptureError, CaptureFile, DecodeStats, Decoded, Decoder, DecoderConfig};
 use portcullis_eve::{
-    alert_event, drop_event, flow_event, ml_alert_event, stats_event, DetectStats, DropInfo, DropReason, EveError, EveWriter, IpsStats, PacketInfo, Stats,
+    alert_event, drop_event, flow_event, AlertApp, ml_alert_event, stats_event, DetectStats, DropInfo, DropReason, EveError, EveWriter, IpsStats, PacketInfo, Stats,
 };
 use portcullis_flowtable::{FlowConfig, FlowRecord, FlowSnapshot, FlowStats, FlowTable, Update};
 use portcullis_stream::{Reassembler, StreamConfig, StreamStats};
@@ -87,6 +88,8 @@ pub struct ReplaySummary {
     pub ips: Option<IpsStats>,
     /// Flows scored and model alerts, when a model was loaded.
     pub ml: Option<MlSummary>,
+    /// App-layer flows by protocol and parser anomalies, when rules were loaded.
+    pub app_layer: Option<AppStats>,
 }
 
 impl ReplaySummary {
@@ -157,7 +160,7 @@ enum WorkerMsg {
 /// Something a packet caused that is written as an EVE event.
 #[derive(Debug)]
 enum PacketEvent {
-    Alert { pkt: PacketInfo, flow: Option<FlowSnapshot>, alert: Alert, blocked: bool },
+    Alert { pkt: PacketInfo, flow: Option<FlowSnapshot>, alert: Alert, blocked: bool, app: Option<Box<AlertApp>> },
     Drop { pkt: PacketInfo, info: DropInfo, reason: DropReason },
 }
 
@@ -321,10 +324,11 @@ impl<I: Inspector> WorkerDetect<I> {
     /// Forgets the state of flows that ended, first inspecting the stream bytes they still
     /// hold: as Suricata's flow-timeout pseudo packets do, data nobody acknowledged before
     /// the flow ended (the capture's last request, say) is inspected at the flow's end.
-    fn ended(&mut self, records: &[FlowRecord], out: &mut WorkerOut) {
+    fn ended(&mut self, records: &mut [FlowRecord], out: &mut WorkerOut) {
         for r in records {
             let Some(f) = self.flows.get_mut(r.slot as usize) else { continue };
             let Some(mut c) = f.take() else { continue };
+            r.app_proto = self.engine.app_proto(&c.detect);
             for s in &mut c.streams {
                 s.release(&mut self.streams.stats);
             }
@@ -333,7 +337,7 @@ impl<I: Inspector> WorkerDetect<I> {
             }
             for d in [Direction::ToServer, Direction::ToClient] {
                 let (off, buf) = std::mem::take(&mut c.pending[dir_index(d)]);
-                if buf.is_empty() {
+                if buf.is_empty() && !(r.key.proto == portcullis_common::ipproto::TCP && self.engine.needs_flow_end(&c.detect)) {
                     continue;
                 }
                 let key = if d == Direction::ToServer { r.key } else { r.key.reversed() };
@@ -358,7 +362,8 @@ impl<I: Inspector> WorkerDetect<I> {
                 for (i, a) in self.alerts.iter().enumerate() {
                     let blocked = blocked(self.ips, a);
                     let k = (r.logged_at, 0, 0, (dir_index(d) * 64 + i) as u32);
-                    out.events.push((k, PacketEvent::Alert { pkt: info, flow: Some(flow), alert: *a, blocked }));
+                    let app = self.engine.alert_app(&c.detect, a).map(Box::new);
+                    out.events.push((k, PacketEvent::Alert { pkt: info, flow: Some(flow), alert: *a, blocked, app }));
                 }
             }
         }
@@ -442,7 +447,8 @@ impl<I: Inspector> WorkerDetect<I> {
             let info = pkt();
             for (i, a) in self.alerts.iter().enumerate() {
                 let blocked = blocked(self.ips, a);
-                out.events.push((key(i as u32), PacketEvent::Alert { pkt: info, flow, alert: *a, blocked }));
+                let app = ctx.as_deref().and_then(|c| self.engine.alert_app(&c.detect, a)).map(Box::new);
+                out.events.push((key(i as u32), PacketEvent::Alert { pkt: info, flow, alert: *a, blocked, app }));
             }
         }
         if let Some(c) = ctx {
@@ -471,7 +477,7 @@ fn worker<I: Inspector>(
     rx: Receiver<WorkerMsg>,
     tx: Sender<WorkerOut>,
     recycle: Sender<Batch>,
-) -> (FlowStats, Option<MlWorkerStats>) {
+) -> (FlowStats, Option<MlWorkerStats>, AppStats) {
     let mut table = FlowTable::new(cfg);
     let mut det = engine.map(|e| WorkerDetect::new(e, ips));
     for msg in rx {
@@ -488,8 +494,8 @@ fn worker<I: Inspector>(
                     if let Some(d) = det.as_mut() {
                         // Flows that ended on the way may have freed the slot this packet's
                         // flow now occupies: forget them first.
-                        let ended = out.records.split_off(before);
-                        d.ended(&ended, &mut out);
+                        let mut ended = out.records.split_off(before);
+                        d.ended(&mut ended, &mut out);
                         out.records.extend(ended);
                         d.packet(bp, batch.l3(bp), u, &table, &mut out);
                     }
@@ -505,8 +511,8 @@ fn worker<I: Inspector>(
                     None => table.expire(watermark, &mut out.records),
                 }
                 if let Some(d) = det.as_mut() {
-                    let ended = out.records.split_off(before);
-                    d.ended(&ended, &mut out);
+                    let mut ended = out.records.split_off(before);
+                    d.ended(&mut ended, &mut out);
                     out.records.extend(ended);
                 }
                 batch.clear();
@@ -532,15 +538,16 @@ fn worker<I: Inspector>(
                     }
                 }
                 if let Some(d) = det.as_mut() {
-                    let ended = std::mem::take(&mut out.records);
-                    d.ended(&ended, &mut out);
+                    let mut ended = std::mem::take(&mut out.records);
+                    d.ended(&mut ended, &mut out);
                     out.records = ended;
                 }
                 let _ = tx.send(out);
             }
         }
     }
-    (table.stats.clone(), ml.map(|m| m.stats))
+    let app = det.as_mut().map(|d| d.engine.take_app_stats(&mut d.scratch)).unwrap_or_default();
+    (table.stats.clone(), ml.map(|m| m.stats), app)
 }
 
 /// Where an event goes in a batch's output: (time, 0 for a packet's events or 1 for a flow,
@@ -645,7 +652,7 @@ fn writer<I: Inspector>(
                     serde_json::to_vec(&ml_alert_event(&a.flow, a.at, a.pcap_cnt, &model.rule(a.kind, a.severity), a.verdict(model)))
                 } else if i < ne {
                     match &events[i as usize].1 {
-                        PacketEvent::Alert { pkt, flow, alert, blocked } => {
+                        PacketEvent::Alert { pkt, flow, alert, blocked, app } => {
                             let Some(engine) = engine.as_ref() else { continue };
                             if alert.global_threshold {
                                 let t = threshold.as_mut().expect("threshold state exists with an engine");
@@ -661,7 +668,11 @@ fn writer<I: Inspector>(
                             if !writing || !opts.log_alerts {
                                 continue;
                             }
-                            serde_json::to_vec(&alert_event(pkt, flow.as_ref(), &engine.rule(alert), *blocked))
+                            let ev = alert_event(pkt, flow.as_ref(), &engine.rule(alert), *blocked);
+                            match app {
+                                Some(app) => serde_json::to_vec(&ev.with_app(app)),
+                                None => serde_json::to_vec(&ev),
+                            }
                         }
                         PacketEvent::Drop { pkt, info, reason } => {
                             if !writing || !opts.log_drops {
@@ -847,10 +858,12 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     drop(txs);
     let mut flow_stats = FlowStats::default();
     let mut ml_stats = Vec::new();
+    let mut app_stats = AppStats::default();
     for h in handles {
-        let (s, m) = h.join().map_err(|_| ReplayError::WorkerPanic)?;
+        let (s, m, a) = h.join().map_err(|_| ReplayError::WorkerPanic)?;
         flow_stats.merge(&s);
         ml_stats.extend(m);
+        app_stats.merge(&a);
     }
     let (eve, totals) = writer_handle.join().map_err(|_| ReplayError::WorkerPanic)??;
     bar.finish_and_clear();
@@ -874,6 +887,9 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     }
     summary.decoder = decoder.stats.clone();
     summary.flow = flow_stats;
+    if engine.is_some() {
+        summary.app_layer = Some(app_stats);
+    }
     summary.elapsed = started.elapsed();
     if let Some(mut w) = eve {
         if opts.log_stats {
@@ -884,6 +900,7 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
                 capture_errors: summary.capture_errors.len() as u64,
                 detect: summary.detect,
                 ips: summary.ips,
+                app_layer: summary.app_layer.clone(),
             };
             w.write(&stats_event(watermark.max(Timestamp(0)), &stats))?;
         }
@@ -963,7 +980,7 @@ mod tests {
             }
             let mut hit = |rule: u32, global_threshold: bool| {
                 let (_, sid, action) = RULES[rule as usize];
-                alerts.push(Alert { rule: RuleId(rule), sid, gid: 1, rev: 1, action, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold });
+                alerts.push(Alert { rule: RuleId(rule), sid, gid: 1, rev: 1, action, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold , tx_id: None });
             };
             let mut v = Verdict::default();
             if matches!(m.icmp_type, 8 | 128) && matches!(m.key.proto, ipproto::ICMP | ipproto::ICMPV6) && !m.attach_only {
@@ -1243,7 +1260,7 @@ mod established {
                 _ => return Verdict::default(),
             };
             if pkt.established {
-                alerts.push(Alert { rule: RuleId(0), sid, gid: 1, rev: 0, action: Action::Alert, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold: false });
+                alerts.push(Alert { rule: RuleId(0), sid, gid: 1, rev: 0, action: Action::Alert, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold: false , tx_id: None });
             }
             Verdict::default()
         }
