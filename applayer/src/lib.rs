@@ -234,6 +234,7 @@ impl AppFlow {
             let before = stats.anomaly_total;
             s.datagram(cfg, dir, data, &mut self.txs, stats);
             self.count_errors(before, stats);
+            self.mark_updated();
         }
     }
 
@@ -247,18 +248,30 @@ impl AppFlow {
             Parser::Ssh(_) | Parser::None => {}
         }
         self.count_errors(before, stats);
+        self.mark_updated();
     }
 
     pub fn txs(&self) -> &[Tx] {
         self.txs.as_slice()
     }
 
-    /// After detection saw this packet's updates: clears `updated` and frees transactions
-    /// that are complete both ways (detection has seen their last update).
-    pub fn detection_done(&mut self) {
-        self.txs.list.retain(|t| !(t.complete[0] && t.complete[1]));
+    /// After the rules of direction `dir` looked at this packet's transactions: clears their
+    /// `inspect` flag for `dir` and frees transactions complete both ways that the rules of
+    /// both directions have seen since their last change.
+    pub fn detection_done(&mut self, dir: Direction) {
+        let d = usize::from(dir == Direction::ToClient);
         for t in &mut self.txs.list {
-            t.updated = false;
+            t.inspect[d] = false;
+        }
+        self.txs.list.retain(|t| !(t.complete[0] && t.complete[1] && t.inspect == [false, false]));
+    }
+
+    /// Turns the parsers' `updated` marks into pending inspection for both directions.
+    fn mark_updated(&mut self) {
+        for t in &mut self.txs.list {
+            if std::mem::take(&mut t.updated) {
+                t.inspect = [true; 2];
+            }
         }
     }
 
@@ -287,6 +300,7 @@ impl AppFlow {
         let before = stats.anomaly_total;
         self.parse_inner(cfg, dir, data, stats);
         self.count_errors(before, stats);
+        self.mark_updated();
     }
 
     fn parse_inner(&mut self, cfg: &AppConfig, dir: Direction, data: &[u8], stats: &mut AppStats) {

@@ -317,9 +317,14 @@ pub struct Tx {
     pub proto: AppProto,
     /// Per direction (to server, to client): the parser adds nothing more of this direction.
     pub complete: [bool; 2],
-    /// Set by the parser whenever it changed the transaction; the flow clears it after
-    /// detection ran.
+    /// Set by the parser whenever it changed the transaction; the flow turns it into
+    /// [`Tx::inspect`] after each parse.
     pub updated: bool,
+    /// Per direction (to server, to client): changed since the rules of that direction last
+    /// looked at it. Suricata inspects a transaction with the rules of a direction on that
+    /// direction's packets, so a request parsed when the server acknowledged it is inspected
+    /// by `to_server` rules on the client's next packet.
+    pub inspect: [bool; 2],
     pub log: TxLog,
     bufs: Vec<(Buf, Direction, Range<u32>)>,
     nums: Vec<(Num, Direction, u64)>,
@@ -337,11 +342,18 @@ impl Tx {
         self.data.extend_from_slice(bytes);
         self.bufs.push((buf, dir, start..self.data.len() as u32));
         self.updated = true;
+        self.inspect = [true; 2];
+    }
+
+    /// Whether the rules of direction `dir` have not seen the transaction's last change.
+    pub fn needs_inspection(&self, dir: Direction) -> bool {
+        self.inspect[usize::from(dir == Direction::ToClient)]
     }
 
     pub fn push_num(&mut self, num: Num, dir: Direction, v: u64) {
         self.nums.push((num, dir, v));
         self.updated = true;
+        self.inspect = [true; 2];
     }
 
     /// The instances of `buf` of direction `dir`, in the order they were pushed.

@@ -182,6 +182,7 @@ fn inspect(c: &mut Criterion) {
                     pseudo: false,
                     app_proto: Default::default(),
                     txs: &[],
+                    app_other: None,
                 };
                 alerts.clear();
                 engine.inspect(&inp, None, scratch, alerts);

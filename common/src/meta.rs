@@ -35,6 +35,16 @@ pub enum Direction {
     ToClient,
 }
 
+impl Direction {
+    /// The other way.
+    pub fn reverse(self) -> Direction {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+}
+
 /// What the later stages need to know about one decoded packet: a small `Copy` struct built
 /// once by the decoder from a checked view of the frame.
 ///

@@ -158,6 +158,10 @@ pub(crate) struct AppProgram {
     pub flow_protos: Vec<(AppProto, bool)>,
     pub parts: Vec<AppPart>,
     pub tx_checks: Vec<AppMatch>,
+    /// The direction whose packets evaluate the rule: `flow:to_server`/`to_client`, else
+    /// what its buffers imply (a response buffer makes it `to_client`, request buffers only
+    /// `to_server`), as Suricata classifies signatures; `None` for both.
+    pub dir: Option<Direction>,
 }
 
 impl AppProgram {

@@ -5,6 +5,7 @@
 
 use memchr::memmem;
 use portcullis_applayer::{AppProto, Buf};
+use portcullis_common::Direction;
 use portcullis_rules::{
     AppMatch, Buffer, Content, FlowbitCmd, HeaderMatch, PayloadKind, Pcre, Proto, Rule, ThresholdKind, TrackBy,
 };
@@ -191,6 +192,28 @@ pub(crate) fn compile(rule: &Rule, fbits: &mut Vec<String>, keys: &mut AppKeys) 
         }
     }
     let tx_based = app.tx_based();
+    if tx_based {
+        let fixed = app.parts.iter().map(|p| p.buf.fixed_dir()).chain(app.tx_checks.iter().map(|m| match m {
+            AppMatch::UriLen { .. } => Some(Direction::ToServer),
+            _ => None,
+        }));
+        let (mut server, mut client) = (false, false);
+        for d in fixed.flatten() {
+            match d {
+                Direction::ToServer => server = true,
+                Direction::ToClient => client = true,
+            }
+        }
+        app.dir = if rule.flow.to_server {
+            Some(Direction::ToServer)
+        } else if rule.flow.to_client || client {
+            Some(Direction::ToClient)
+        } else if server {
+            Some(Direction::ToServer)
+        } else {
+            None
+        };
+    }
     let app = (app.proto.is_some() || !app.flow_protos.is_empty()).then(|| Box::new(app));
 
     // Suricata's SIG_FLAG_REQUIRE_{STREAM,PACKET} for rules that may see TCP.

@@ -114,9 +114,16 @@ pub struct PacketInput<'a> {
     /// The flow's app-layer protocol as detected so far (`Unknown` without app-layer
     /// parsing).
     pub app_proto: AppProto,
-    /// The flow's live transactions; those with `updated` set changed with this packet and
-    /// are inspected by the transaction rules, in the packet's direction.
+    /// The flow's live transactions; those the rules of the packet's direction have not seen
+    /// since their last change ([`Tx::needs_inspection`]) are inspected by the transaction
+    /// rules of that direction.
     pub txs: &'a [Tx],
+    /// TCP: bytes of the other direction's stream that this packet acknowledged, with the
+    /// stream offset of the first (possibly including bytes acknowledged before and not yet
+    /// inspected). Detection does not read them; the app layer in front of it parses them
+    /// here, as Suricata's IDS mode updates the app layer of a stream when the other side
+    /// acknowledges it.
+    pub app_other: Option<(&'a [u8], u64)>,
 }
 
 /// One alert, in engine order within its packet.
@@ -620,7 +627,7 @@ impl Engine {
                 let first = pkt.txs[0].id;
                 f.app_done.retain(|(t, _)| *t >= first);
             }
-            for tx in pkt.txs.iter().filter(|t| t.updated) {
+            for tx in pkt.txs.iter().filter(|t| t.needs_inspection(d)) {
                 self.inspect_tx(pkt, d, tx, flow.as_deref_mut(), scratch);
             }
         }
@@ -683,6 +690,7 @@ impl Engine {
             let (r, c) = (&self.rules[id as usize], &self.compiled[id as usize]);
             let Some(a) = c.app.as_deref() else { continue };
             if a.proto != Some(tx.proto)
+                || a.dir.is_some_and(|rd| rd != dir)
                 || !a.flow_matches(pkt.app_proto)
                 || !header::proto(c, meta.key.proto)
                 || !header::addresses(r, c, &meta.key)

@@ -101,6 +101,9 @@ pub struct DetectFlow {
     /// The newest transaction at the last packet, for alerts that matched no transaction
     /// (Suricata's `tx_guessed`).
     guess: Option<(u64, TxLog)>,
+    /// Per direction, the stream offset up to which the app layer has the bytes: stream
+    /// bytes reach it when acknowledged (`app_other`) or, at the latest, with detection.
+    app_fed: [u64; 2],
 }
 
 /// A worker's scratch: the engine's and the app-layer counters.
@@ -133,7 +136,7 @@ impl Inspector for Detect {
     type Threshold = portcullis_detect::ThresholdTable;
 
     fn new_flow(&self) -> Self::Flow {
-        DetectFlow { detect: self.engine.new_flow(), app: None, alert_logs: Vec::new(), guess: None }
+        DetectFlow { detect: self.engine.new_flow(), app: None, alert_logs: Vec::new(), guess: None, app_fed: [0; 2] }
     }
     fn new_scratch(&self) -> Self::Scratch {
         DetectScratch { scratch: self.engine.new_scratch(), app: AppStats::default() }
@@ -157,8 +160,21 @@ impl Inspector for Detect {
             return self.engine.inspect(pkt, Some(&mut f.detect), &mut scratch.scratch, alerts);
         };
         if proto == ipproto::TCP {
+            // The other side's bytes this packet acknowledged first, then this side's that
+            // detection now inspects; each byte reaches the parser once.
+            let mut feed = |d: Direction, bytes: &[u8], off: u64, stats: &mut AppStats| {
+                let fed = &mut f.app_fed[usize::from(d == Direction::ToClient)];
+                let skip = fed.saturating_sub(off).min(bytes.len() as u64) as usize;
+                if skip < bytes.len() {
+                    app.stream(cfg, d, &bytes[skip..], stats);
+                }
+                *fed = (*fed).max(off + bytes.len() as u64);
+            };
+            if let Some((b, off)) = pkt.app_other {
+                feed(dir.reverse(), b, off, &mut scratch.app);
+            }
             if let Some(s) = pkt.stream {
-                app.stream(cfg, dir, s, &mut scratch.app);
+                feed(dir, s, pkt.stream_offset, &mut scratch.app);
             }
             let closing = pkt.pseudo || pkt.meta.tcp_flags.0 & (TcpFlags::FIN | TcpFlags::RST) != 0;
             if closing {
@@ -179,11 +195,12 @@ impl Inspector for Detect {
                         }
                     }
                 }
-                None if f.guess.is_none() => f.guess = app.txs().last().map(|t| (t.id, t.log.clone())),
+                // Suricata guesses the transaction of a stream match only.
+                None if a.from_stream && f.guess.is_none() => f.guess = app.txs().last().map(|t| (t.id, t.log.clone())),
                 None => {}
             }
         }
-        app.detection_done();
+        app.detection_done(dir);
         v
     }
     fn admit(&self, t: &mut Self::Threshold, alert: &Alert, src: &[u8; 16], dst: &[u8; 16]) -> bool {
@@ -204,8 +221,8 @@ impl Inspector for Detect {
         let (tx_id, guessed, log) = match alert.tx_id {
             Some(id) => (Some(id), false, flow.alert_logs.iter().find(|(t, _)| *t == id).map(|(_, l)| l.clone()).unwrap_or_default()),
             None => match &flow.guess {
-                Some((id, log)) => (Some(*id), true, log.clone()),
-                None => (None, false, TxLog::None),
+                Some((id, log)) if alert.from_stream => (Some(*id), true, log.clone()),
+                _ => (None, false, TxLog::None),
             },
         };
         (proto.is_some() || tx_id.is_some()).then_some(AlertApp { proto, tx_id, guessed, log })

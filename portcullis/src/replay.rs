@@ -221,6 +221,10 @@ struct Streams {
     /// Reassembler output when it had to copy.
     out: Vec<u8>,
     ack_out: Vec<u8>,
+    /// The other direction's pending bytes this packet acknowledged, for the app layer, and
+    /// the stream offset of the first.
+    app_out: Vec<u8>,
+    app_off: u64,
 }
 
 /// Unacknowledged stream bytes kept per direction before they are inspected anyway: a
@@ -237,6 +241,7 @@ impl Streams {
     /// into the stream and is inspected later, when acknowledged.
     fn segment<F>(&mut self, c: &mut FlowCtx<F>, dir: Direction, p: &PacketMeta, payload: &[u8]) -> (Option<std::ops::Range<usize>>, u64) {
         let d = dir_index(dir);
+        self.app_out.clear();
         if p.tcp_flags.has(portcullis_common::TcpFlags::ACK) {
             let newer = c.acked[1 - d].is_none_or(|a| (p.tcp_ack.wrapping_sub(a) as i32) > 0);
             if newer {
@@ -253,6 +258,16 @@ impl Streams {
                     *off = got.offset;
                 }
                 buf.extend_from_slice(got.bytes(&[], &self.ack_out));
+            }
+            // What of the other direction's pending bytes this acknowledgement covers: the
+            // app layer parses it now, raw stream inspection waits for the sender's next packet.
+            let (off, pending) = &c.pending[1 - d];
+            if let (false, Some(base)) = (pending.is_empty(), c.streams[1 - d].base_seq()) {
+                let end_seq = base.wrapping_add((*off + pending.len() as u64) as u32);
+                let beyond = end_seq.wrapping_sub(p.tcp_ack) as i32;
+                let n = pending.len().saturating_sub(beyond.max(0) as usize);
+                self.app_out.extend_from_slice(&pending[..n]);
+                self.app_off = *off;
             }
         }
         let depth_before = c.streams[d].depth_reached();
@@ -354,6 +369,9 @@ impl<I: Inspector> WorkerDetect<I> {
                     stream: Some(&buf),
                     stream_offset: off,
                     pseudo: true,
+                    app_proto: Default::default(),
+                    txs: &[],
+                    app_other: None,
                 };
                 self.alerts.clear();
                 self.engine.inspect(&input, Some(&mut c.detect), &mut self.scratch, &mut self.alerts);
@@ -420,6 +438,8 @@ impl<I: Inspector> WorkerDetect<I> {
             _ => (None, 0),
         };
         let stream = stream.map(|range| &self.streams.out[range]);
+        let app_other = (p.key.proto == portcullis_common::ipproto::TCP && !self.streams.app_out.is_empty())
+            .then(|| (&self.streams.app_out[..], self.streams.app_off));
         // Rules match an ICMP error's own header, not the flow it quotes.
         let own;
         let meta = if p.attach_only {
@@ -439,6 +459,9 @@ impl<I: Inspector> WorkerDetect<I> {
             stream,
             stream_offset,
             pseudo: false,
+            app_proto: Default::default(),
+            txs: &[],
+            app_other,
         };
         self.alerts.clear();
         let v = self.engine.inspect(&input, ctx.as_deref_mut().map(|c| &mut c.detect), &mut self.scratch, &mut self.alerts);

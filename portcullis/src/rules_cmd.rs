@@ -94,7 +94,8 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     if files.is_empty() {
         anyhow::bail!("no rule files: give FILE arguments or set rule-files in the config");
     }
-    let (report, classification) = load(&cfg, &files, a.classification.as_deref(), a.reference.as_deref())?;
+    let (mut report, classification) = load(&cfg, &files, a.classification.as_deref(), a.reference.as_deref())?;
+    drop_uncompiled(&mut report);
 
     if let Some(out) = &a.emit_loaded {
         emit(out, &report).with_context(|| format!("{}: cannot write", out.display()))?;
@@ -106,6 +107,29 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let unreadable = files.len() - report.files;
     Ok(if unreadable > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Compiles what loaded, as a replay would, and moves the rules the engine refuses (a PCRE2
+/// error, a transformation it lacks, buffers of two protocols in one rule) to the skipped,
+/// so "loaded" means "inspected".
+fn drop_uncompiled(report: &mut LoadReport) {
+    let (_, warnings) = portcullis_detect::Engine::build(report.rules.clone(), &portcullis_detect::DetectConfig::default());
+    if warnings.is_empty() {
+        return;
+    }
+    let refused: std::collections::HashSet<(u32, u32)> = warnings.iter().map(|w| (w.gid, w.sid)).collect();
+    report.rules.retain(|r| !refused.contains(&(r.gid, r.sid)));
+    for w in warnings {
+        // The keyword is the first name the reason quotes (`sticky buffer `x``), else pcre.
+        let keyword = w.reason.split('`').nth(1).map(str::to_string).or_else(|| w.reason.contains("PCRE2").then(|| "pcre".to_string()));
+        report.skipped.push(portcullis_rules::Skipped {
+            origin: w.origin,
+            sid: Some(w.sid),
+            keyword,
+            kind: SkipKind::Unsupported,
+            reason: format!("not compiled: {}", w.reason),
+        });
+    }
 }
 
 fn emit(out: &Path, report: &LoadReport) -> std::io::Result<()> {

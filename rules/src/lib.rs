@@ -19,15 +19,18 @@
 //! - [`parse_rule`]`(text: &str, origin: Origin, ctx: &ParseContext) -> Result<Rule,
 //!   RuleError>`: one rule. [`RuleError`] carries the column (byte offset in the rule), the
 //!   keyword and the sid. A rule with an app-layer sticky buffer parses (into
-//!   [`Buffer::Sticky`]); [`app_layer_use`] says so, and the loader skips it.
+//!   [`Buffer::Sticky`]); [`app_layer_use`] names a buffer or protocol no app-layer parser
+//!   serves ([`keywords::APP_BUFFERS`], [`keywords::APP_PROTOS`]), and the loader skips it.
 //! - [`keywords::lookup`]: the one registry of keywords and their support.
 //! - [`Vars`]: `address_groups`/`port_groups`; `Vars::default()` is Suricata 7's
 //!   `suricata.yaml`.
 //!
-//! A rule loads when every keyword is supported by the engine; one that needs app-layer
-//! inspection (a sticky buffer, a legacy `http_*` modifier, a pcre buffer flag such as `/U`,
-//! an app-layer keyword or an app-layer protocol in the header) is skipped as
-//! [`SkipKind::AppLayer`] until that inspection exists.
+//! A rule loads when every keyword is supported by the engine. App-layer keywords (sticky
+//! buffers, legacy `http_*` modifiers, pcre buffer flags such as `/U`, `urilen`,
+//! `tls.version`, `ssl_version`, `dns.opcode`, `app-layer-protocol`, the HTTP, TLS, DNS and
+//! SSH protocols in the header) load; one for a protocol Portcullis does not parse (SMB,
+//! SMTP, FTP, ...) or an app-layer keyword it does not evaluate is skipped as
+//! [`SkipKind::AppLayer`], naming it.
 
 pub mod ast;
 pub mod keywords;

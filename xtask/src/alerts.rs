@@ -231,7 +231,8 @@ fn run_one(bin: &Path, cfg: &Path, rules: &Path, rules_text: &str, cap: &Path, w
     std::fs::create_dir_all(p_eve.parent().unwrap_or(work))?;
     let _ = std::fs::remove_file(&p_eve);
     let out = Command::new(bin)
-        .args(["replay", "-q", "--no-progress", "--threads", "1", "--config"])
+        // Signatures only: the model's alerts (gid 9000) have no Suricata counterpart.
+        .args(["replay", "-q", "--no-progress", "--no-ml", "--threads", "1", "--config"])
         .arg(cfg)
         .arg("--eve")
         .arg(&p_eve)

@@ -1019,6 +1019,26 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<()> {
             100.0 * of(Kind::Pass) as f64 / n.max(1) as f64
         );
     }
+    // The split: tests whose rules use only packet, stream, HTTP, DNS and TLS (and SSH
+    // banner) keywords, against tests of other protocols.
+    let mut fams: BTreeMap<&'static str, [usize; 3]> = BTreeMap::new();
+    for (name, o) in &results {
+        let fam = family(&suite.join("tests").join(name));
+        let i = match o.kind {
+            Kind::Pass => 0,
+            Kind::Fail => 1,
+            Kind::Skip => 2,
+        };
+        fams.entry(fam).or_default()[i] += 1;
+    }
+    for (fam, [p, f, sk]) in &fams {
+        let n = p + f + sk;
+        println!(
+            "  {fam:<34} {n:>5} tests: pass {p}  fail {f}  skip {sk}   pass rate {:.1} % of listed, {:.1} % of run",
+            100.0 * *p as f64 / n.max(1) as f64,
+            100.0 * *p as f64 / (p + f).max(1) as f64
+        );
+    }
     for (k, title) in [(Kind::Fail, "failures"), (Kind::Skip, "skips")] {
         let groups = tally(results.iter().filter(|r| r.1.kind == k).map(|r| r.1.group.as_str()));
         if groups.is_empty() {
@@ -1077,6 +1097,37 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Which family a test belongs to, from its rule files: the protocols in rule headers and the
+/// prefixes of the keywords its rules use. A test without rules is a packet test.
+fn family(dir: &Path) -> &'static str {
+    const OURS: &[&str] = &[
+        "ip", "pkthdr", "tcp", "udp", "icmp", "icmpv6", "sctp", "tcp-pkt", "tcp-stream", "http", "http1", "dns", "tls", "ssl", "ssh",
+    ];
+    const OTHER_KEYWORD_PREFIXES: &[&str] = &[
+        "smb", "smtp", "ftp", "krb5", "sip", "quic", "snmp", "mqtt", "dhcp", "http2", "dcerpc", "dce_", "modbus", "dnp3",
+        "enip", "cip_", "ike", "nfs", "rfb", "rdp", "pgsql", "ldap", "tftp", "imap", "pop3", "websocket", "bittorrent",
+        "telnet", "email", "sdp", "frame:", "ntp",
+    ];
+    let mut text = String::new();
+    for f in glob_ext(dir, &["rules"]) {
+        text.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+    }
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let proto = line.split_whitespace().nth(1).unwrap_or("").to_ascii_lowercase();
+        if !OURS.contains(&proto.as_str()) {
+            return "other protocols";
+        }
+        let opts = line.split_once('(').map_or("", |(_, o)| o);
+        for opt in opts.split(';') {
+            let kw = opt.trim().split(':').next().unwrap_or("").trim();
+            if OTHER_KEYWORD_PREFIXES.iter().any(|p| kw.starts_with(p)) {
+                return "other protocols";
+            }
+        }
+    }
+    "packet, stream, HTTP, DNS, TLS"
 }
 
 fn yes(b: bool) -> &'static str {

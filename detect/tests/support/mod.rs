@@ -283,6 +283,7 @@ pub fn input<'a>(m: &'a PacketMeta, payload: &'a [u8], dir: Option<Direction>) -
         pseudo: false,
         app_proto: Default::default(),
         txs: &[],
+        app_other: None,
     }
 }
 
