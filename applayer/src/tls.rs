@@ -15,7 +15,8 @@
 //! middleboxes (RFC 8446 D.4), possibly before a second ClientHello or the ServerHello that
 //! follows a HelloRetryRequest; when the flow is (or offers) TLS 1.3 it is skipped and the
 //! encrypted application-data records end the direction. `tls-parser` does not read SSLv2
-//! records: an SSLv2-compatible ClientHello is counted as `tls.sslv2` and the flow is left.
+//! records: an SSLv2-compatible ClientHello is counted as `tls.sslv2` and that direction is
+//! left; the server's TLS records are still parsed.
 
 use md5::{Digest, Md5};
 use portcullis_common::Direction;
@@ -114,9 +115,14 @@ impl TlsState {
         let first = side.records == 0;
         side.records += 1;
         if !(CT_CHANGE_CIPHER_SPEC..=CT_HEARTBEAT).contains(&ctype) {
-            // An SSLv2 record header has the high bit of its 2-byte length set.
-            let name = if first && ctype & 0x80 != 0 { "tls.sslv2" } else { "tls.invalid_record_type" };
-            return self.fail(name, txs, stats);
+            // An SSLv2 record header has the high bit of its 2-byte length set. An
+            // SSLv2-compatible ClientHello is not parsed, but a server answering in TLS
+            // records still is (Suricata does the same; its certificate is what rules see).
+            if first && ctype & 0x80 != 0 {
+                stats.anomaly("tls.sslv2");
+                return self.finish(dir, txs);
+            }
+            return self.fail("tls.invalid_record_type", txs, stats);
         }
         if major != 3 || minor > 4 {
             return self.fail("tls.invalid_record_version", txs, stats);
@@ -640,6 +646,10 @@ mod tests {
         let mut s = TlsState::default();
         s.parse(&cfg, Direction::ToServer, &[0x80, 0x2e, 1, 3, 1, 0, 0x15, 0, 0, 0, 0x10], &mut txs, &mut st);
         assert_eq!(st.anomalies.get("tls.sslv2"), Some(&1));
+        // The server's TLS records are still parsed.
+        let before = txs.len();
+        s.parse(&cfg, Direction::ToClient, &record(22, &unhex(SERVER_HELLO)), &mut txs, &mut st);
+        assert_eq!(txs.len(), before + 1, "the ServerHello after an SSLv2 ClientHello opens the transaction");
 
         // A malformed ClientHello inside a well-framed record is counted, not fatal.
         let mut s = TlsState::default();

@@ -8,6 +8,12 @@ use portcullis_rules::{ByteExtract, ByteJump, ByteOp, ByteTest, Endian, NumForma
 /// Reads `nbytes` at `pos` as a number; for strings, the number of characters the digits
 /// took must be at least one. Returns the value and the bytes consumed.
 fn read(buf: &[u8], pos: usize, nbytes: usize, endian: Endian, format: NumFormat) -> Option<(u64, usize)> {
+    // `string` with 0 bytes reads the rest of the buffer, as Suricata 7 does for sticky
+    // buffers such as `http.content_len` (`byte_test:0,<,200,0,string,dec`).
+    let nbytes = match format {
+        NumFormat::String(_) if nbytes == 0 => buf.len().checked_sub(pos).filter(|n| *n > 0)?,
+        _ => nbytes,
+    };
     let src = buf.get(pos..pos.checked_add(nbytes)?)?;
     match format {
         NumFormat::Binary => {
@@ -143,6 +149,14 @@ pub(crate) fn byte_extract(be: &ByteExtract, buf: &[u8], buffer_offset: u32) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_byte_strings_read_the_rest_of_the_buffer() {
+        assert_eq!(read(b"183", 0, 0, Endian::Big, NumFormat::String(10)), Some((183, 3)));
+        assert_eq!(read(b"x183", 1, 0, Endian::Big, NumFormat::String(10)), Some((183, 3)));
+        assert_eq!(read(b"183", 3, 0, Endian::Big, NumFormat::String(10)), None);
+        assert_eq!(read(b"183", 0, 0, Endian::Big, NumFormat::Binary), None);
+    }
 
     #[test]
     fn string_reads_stop_at_non_digits() {
