@@ -115,7 +115,10 @@ impl Side {
             let first = self.line_start == 0;
             self.line_start = self.head.len();
             if first {
-                if request && !parser::request_line_has_protocol(line) {
+                // A request line without a protocol is HTTP/0.9 and ends the head, unless
+                // header lines follow in what has arrived (libhtp then takes it as a
+                // request missing its protocol, and parses the headers).
+                if request && !parser::request_line_has_protocol(line) && !parser::header_line_follows(&data[pos..]) {
                     return HeadStep::Complete(pos);
                 }
             } else if line == b"\n" || line == b"\r\n" {
@@ -475,6 +478,13 @@ impl HttpState {
                 push_body(txs, id, dir, &out);
             }
         });
+        // EVE's `http.length` is the response body seen so far, as an alert in the middle of
+        // a download logs it.
+        if dir == Direction::ToClient {
+            if let Some(tx) = id.and_then(|id| txs.get_mut(id)) {
+                log_mut(tx).length = sink.seen;
+            }
+        }
         let used = match r {
             Framed::More => return data.len(),
             Framed::Done(n) => n,

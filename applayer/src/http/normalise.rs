@@ -1,8 +1,9 @@
 //! URI and host normalisation as Suricata 7 configures libhtp by default (`personality: IDS`,
 //! `uri-include-all: no`, `double-decode-path/query: no`).
 //!
-//! `http.uri` is the normalised path, then `?` and the query *as on the wire*, then `#` and
-//! the percent-decoded fragment. Scheme, user info, host and port of an absolute-form target
+//! `http.uri` is the normalised path, then `?` and the percent-decoded query, then `#` and
+//! the percent-decoded fragment (suricata-verify's `detect-xor`, which Suricata 7.0.10
+//! passes, needs the query decoded). Scheme, user info, host and port of an absolute-form target
 //! are left out (they feed `http.host`). The path goes through, in this order:
 //!
 //! 1. percent-decoding of every valid `%XX` (not only unreserved characters), `%2f` included
@@ -21,7 +22,7 @@
 //!
 //! Not done, as in Suricata's defaults: lower-casing (Suricata turns the IDS personality's
 //! lower-casing off so that content matches keep their case), `+` to space (kept as `+`),
-//! decoding of the query string.
+//! path normalisation of the query string.
 
 /// The parts of a request target (RFC 7230 §5.3), as raw slices.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -105,7 +106,7 @@ pub(super) fn normalise_uri(raw: &[u8], connect: bool) -> Vec<u8> {
     let mut out = normalise_path(t.path);
     if let Some(q) = t.query {
         out.push(b'?');
-        out.extend_from_slice(q);
+        out.extend_from_slice(&url_decode(q));
     }
     if let Some(f) = t.fragment {
         out.push(b'#');
@@ -232,7 +233,7 @@ pub(super) fn remove_dot_segments(p: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `%XX` decoding only (the fragment); invalid escapes kept, `+` kept.
+/// `%XX` decoding only (query and fragment); invalid escapes kept, `+` kept.
 pub(super) fn url_decode(p: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(p.len());
     let mut i = 0;
@@ -297,8 +298,8 @@ mod tests {
             // Backslashes, raw or encoded, are separators.
             (b"/a\\b%5cc", b"/a/b/c"),
             (b"//a///b", b"/a/b"),
-            // '+' stays; the query is not decoded.
-            (b"/a+b?q=%41+c&x=/../", b"/a+b?q=%41+c&x=/../"),
+            // '+' stays; the query is percent-decoded but its dot segments stay.
+            (b"/a+b?q=%41+c&x=/../", b"/a+b?q=A+c&x=/../"),
             // Encoded dot segments are removed after decoding.
             (b"/x/%2e%2e/y", b"/y"),
             (b"/../../etc/passwd", b"/etc/passwd"),

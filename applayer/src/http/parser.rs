@@ -76,6 +76,16 @@ pub(super) fn request_line_has_protocol(line: &[u8]) -> bool {
     after.iter().any(|&b| b == b' ' || b == b'\t')
 }
 
+/// Whether `rest` (what follows a request line without a protocol) starts with a header
+/// line: a name of token characters and a colon before the line ends.
+pub(super) fn header_line_follows(rest: &[u8]) -> bool {
+    let line = &rest[..rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len())];
+    match line.iter().position(|&b| b == b':') {
+        Some(i) if i > 0 => line[..i].iter().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b)),
+        _ => false,
+    }
+}
+
 /// A whole request head (through its empty line, or just the request line for HTTP/0.9).
 pub(super) fn parse_request(head: &[u8], stats: &mut AppStats) -> Head {
     let (line, rest) = first_line(head);
@@ -113,6 +123,13 @@ pub(super) fn parse_request(head: &[u8], stats: &mut AppStats) -> Head {
         stats.anomaly("http.invalid_request_line");
     }
     if protocol.is_empty() {
+        if header_line_follows(rest) {
+            // Headers after a request line without a protocol: libhtp parses them and
+            // counts the missing protocol.
+            stats.anomaly("http.missing_protocol");
+            lenient_headers(&mut h, rest, stats);
+            return h;
+        }
         h.http09 = true;
         h.raw_headers.clear();
         return h;

@@ -99,7 +99,7 @@ Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 7\r\nReferer:
     start.extend_from_slice(b"Cookie: sid=1\r\n\r\n");
     let cases: &[(Buf, &[u8])] = &[
         (Buf::HttpMethod, b"POST"),
-        (Buf::HttpUri, b"/a/cA?x=%41+1"),
+        (Buf::HttpUri, b"/a/cA?x=A+1"),
         (Buf::HttpUriRaw, b"/a/./b/../c%41?x=%41+1"),
         (Buf::HttpRequestLine, b"POST /a/./b/../c%41?x=%41+1 HTTP/1.1"),
         (Buf::HttpProtocol, b"HTTP/1.1"),
@@ -392,6 +392,16 @@ fn http09_and_eof_delimited_responses() {
     c.close(ToClient);
     assert_eq!(one(c.tx(0), Buf::HttpResponseBody, ToClient), b"body more");
     assert_eq!(log(c.tx(0)).length, 9);
+}
+
+#[test]
+fn a_request_line_missing_its_protocol_still_has_headers() {
+    // suricata-verify's http-missing-protocol: libhtp parses the headers that follow.
+    let mut c = Conn::new();
+    c.feed(ToServer, b"GET /gen.php?x=1\r\nHost: 5.8.88.25\r\nUser-Agent:Mozilla/5.0\r\n\r\n");
+    assert_eq!(one(c.tx(0), Buf::HttpUserAgent, ToServer), b"Mozilla/5.0");
+    assert_eq!(one(c.tx(0), Buf::HttpHeaderNames, ToServer), b"\r\nHost\r\nUser-Agent\r\n\r\n");
+    assert_eq!(c.st.anomalies.get("http.missing_protocol"), Some(&1));
 }
 
 #[test]
