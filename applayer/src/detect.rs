@@ -80,14 +80,15 @@ fn tls_record(b: &[u8]) -> Verdict {
     }
 }
 
-/// A DNS header: 12 bytes, opcode 0-5, at most a few hundred records per section.
+/// A DNS header: 12 bytes, opcode 0-5, at most a few hundred records per section. A header
+/// with no records at all counts (nmap's first DNS probe is one; Suricata takes it too).
 fn dns_header(b: &[u8]) -> bool {
     if b.len() < 12 {
         return false;
     }
     let opcode = (b[2] >> 3) & 0x0f;
     let count = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-    opcode <= 5 && count(4) <= 256 && count(6) <= 1024 && count(8) <= 1024 && count(10) <= 1024 && (count(4) > 0 || b[2] & 0x80 != 0)
+    opcode <= 5 && count(4) <= 256 && count(6) <= 1024 && count(8) <= 1024 && count(10) <= 1024
 }
 
 /// Detection state of one flow.

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use portcullis_common::Direction;
 
 pub use detect::Probe;
-pub use tx::{AppProto, Buf, DnsLog, DnsQueryLog, HttpLog, Ja3, Num, TlsLog, Tx, TxLog};
+pub use tx::{AppProto, Buf, DnsLog, DnsQueryLog, HttpLog, Ja3, Num, SshLog, SshSide, TlsLog, Tx, TxLog};
 
 /// Caps and switches, Suricata's defaults where it has one.
 #[derive(Clone, Debug)]

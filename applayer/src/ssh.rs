@@ -4,7 +4,7 @@
 
 use portcullis_common::Direction;
 
-use crate::{AppConfig, AppProto, AppStats, Buf, Txs};
+use crate::{AppConfig, AppProto, AppStats, Buf, SshSide, TxLog, Txs};
 
 /// The banner may be at most 255 bytes including CR LF.
 const MAX_BANNER: usize = 255;
@@ -61,6 +61,19 @@ impl SshState {
             tx.push(Buf::SshProto, dir, proto);
             tx.push(Buf::SshSoftware, dir, software);
             tx.complete[d] = true;
+            if !matches!(tx.log, TxLog::Ssh(_)) {
+                tx.log = TxLog::Ssh(Box::default());
+            }
+            if let TxLog::Ssh(l) = &mut tx.log {
+                let side = SshSide {
+                    proto_version: String::from_utf8_lossy(proto).into_owned(),
+                    software_version: String::from_utf8_lossy(software).into_owned(),
+                };
+                match dir {
+                    Direction::ToServer => l.client = Some(side),
+                    Direction::ToClient => l.server = Some(side),
+                }
+            }
         }
     }
 }

@@ -299,6 +299,20 @@ pub struct TlsLog {
     pub ja3s: Option<Ja3>,
 }
 
+/// One side's SSH identification (Suricata's `ssh.client` / `ssh.server`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SshSide {
+    pub proto_version: String,
+    pub software_version: String,
+}
+
+/// Suricata's `ssh` object.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SshLog {
+    pub client: Option<SshSide>,
+    pub server: Option<SshSide>,
+}
+
 /// What EVE writes about the transaction in an alert.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum TxLog {
@@ -307,6 +321,7 @@ pub enum TxLog {
     Http(Box<HttpLog>),
     Dns(Box<DnsLog>),
     Tls(Box<TlsLog>),
+    Ssh(Box<SshLog>),
 }
 
 /// One transaction.

@@ -1,7 +1,7 @@
 //! The app-layer objects of an `alert` event (`http`, `dns`, `tls`), with Suricata 7's
 //! field names and order, built from the transaction log the app-layer parser kept.
 
-use portcullis_applayer::{DnsLog, HttpLog, Ja3, TlsLog, TxLog};
+use portcullis_applayer::{DnsLog, HttpLog, SshLog, SshSide, TlsLog, TxLog};
 use serde::Serialize;
 
 /// What an alert says about the app layer: the flow's protocol and, when the rule matched in
@@ -69,9 +69,10 @@ struct EveDnsQuery<'a> {
     opcode: u8,
 }
 
-/// `dns.query[]`: the transaction's questions.
+/// `dns.query[]`: the transaction's questions, under Suricata 7's `version: 2` marker.
 #[derive(Debug, Serialize)]
 pub(crate) struct EveDns<'a> {
+    version: u8,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     query: Vec<EveDnsQuery<'a>>,
 }
@@ -79,24 +80,13 @@ pub(crate) struct EveDns<'a> {
 impl<'a> EveDns<'a> {
     fn new(d: &'a DnsLog, tx_id: u64) -> Self {
         EveDns {
+            version: 2,
             query: d
                 .queries
                 .iter()
                 .map(|q| EveDnsQuery { kind: "query", id: q.id, rrname: &q.rrname, rrtype: &q.rrtype, tx_id, opcode: q.opcode })
                 .collect(),
         }
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct EveJa3<'a> {
-    hash: &'a str,
-    string: &'a str,
-}
-
-impl<'a> From<&'a Ja3> for EveJa3<'a> {
-    fn from(j: &'a Ja3) -> Self {
-        EveJa3 { hash: &j.hash, string: &j.string }
     }
 }
 
@@ -118,10 +108,6 @@ pub(crate) struct EveTls<'a> {
     notbefore: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     notafter: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ja3: Option<EveJa3<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ja3s: Option<EveJa3<'a>>,
 }
 
 impl<'a> From<&'a TlsLog> for EveTls<'a> {
@@ -135,18 +121,52 @@ impl<'a> From<&'a TlsLog> for EveTls<'a> {
             version: t.version.as_deref(),
             notbefore: t.notbefore.as_deref(),
             notafter: t.notafter.as_deref(),
-            ja3: t.ja3.as_ref().map(EveJa3::from),
-            ja3s: t.ja3s.as_ref().map(EveJa3::from),
         }
     }
 }
 
+#[derive(Debug, Serialize)]
+struct EveSshSide<'a> {
+    proto_version: &'a str,
+    software_version: &'a str,
+}
+
+impl<'a> From<&'a SshSide> for EveSshSide<'a> {
+    fn from(s: &'a SshSide) -> Self {
+        EveSshSide { proto_version: &s.proto_version, software_version: &s.software_version }
+    }
+}
+
+/// Suricata's `ssh` object: each side's identification.
+#[derive(Debug, Serialize)]
+pub(crate) struct EveSsh<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<EveSshSide<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server: Option<EveSshSide<'a>>,
+}
+
+impl<'a> From<&'a SshLog> for EveSsh<'a> {
+    fn from(s: &'a SshLog) -> Self {
+        EveSsh { client: s.client.as_ref().map(EveSshSide::from), server: s.server.as_ref().map(EveSshSide::from) }
+    }
+}
+
 /// The objects one transaction log adds to an alert.
-pub(crate) fn objects(log: &TxLog, tx_id: u64) -> (Option<EveHttp<'_>>, Option<EveDns<'_>>, Option<EveTls<'_>>) {
+#[derive(Debug, Default)]
+pub(crate) struct Objects<'a> {
+    pub http: Option<EveHttp<'a>>,
+    pub dns: Option<EveDns<'a>>,
+    pub tls: Option<EveTls<'a>>,
+    pub ssh: Option<EveSsh<'a>>,
+}
+
+pub(crate) fn objects(log: &TxLog, tx_id: u64) -> Objects<'_> {
     match log {
-        TxLog::None => (None, None, None),
-        TxLog::Http(h) => (Some(EveHttp::from(&**h)), None, None),
-        TxLog::Dns(d) => (None, Some(EveDns::new(d, tx_id)), None),
-        TxLog::Tls(t) => (None, None, Some(EveTls::from(&**t))),
+        TxLog::None => Objects::default(),
+        TxLog::Http(h) => Objects { http: Some(EveHttp::from(&**h)), ..Objects::default() },
+        TxLog::Dns(d) => Objects { dns: Some(EveDns::new(d, tx_id)), ..Objects::default() },
+        TxLog::Tls(t) => Objects { tls: Some(EveTls::from(&**t)), ..Objects::default() },
+        TxLog::Ssh(s) => Objects { ssh: Some(EveSsh::from(&**s)), ..Objects::default() },
     }
 }

@@ -7,7 +7,7 @@ use portcullis_flowtable::FlowSnapshot;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::app::{AlertApp, EveDns, EveHttp, EveTls};
+use crate::app::{AlertApp, EveDns, EveHttp, EveSsh, EveTls};
 use crate::event::{format_timestamp, has_ports, proto_name};
 
 /// An IP address as Suricata writes it: IPv4 dotted, IPv6 as eight groups of four lowercase
@@ -115,6 +115,8 @@ pub struct AlertEvent<'a> {
     dns: Option<EveDns<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<EveTls<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh: Option<EveSsh<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     app_proto: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -260,6 +262,7 @@ pub fn alert_event<'a>(pkt: &PacketInfo, flow: Option<&FlowSnapshot>, rule: &Ale
         http: None,
         dns: None,
         tls: None,
+        ssh: None,
         app_proto: None,
         direction: pkt.dir.map(direction_name),
         flow: flow.map(|f| {
@@ -288,7 +291,8 @@ impl<'a> AlertEvent<'a> {
         if let Some(id) = app.tx_id {
             self.tx_id = Some(id);
             self.tx_guessed = app.guessed;
-            (self.http, self.dns, self.tls) = crate::app::objects(&app.log, id);
+            let o = crate::app::objects(&app.log, id);
+            (self.http, self.dns, self.tls, self.ssh) = (o.http, o.dns, o.tls, o.ssh);
         }
         self
     }

@@ -219,4 +219,21 @@ fn alerts_match_suricatas_on_the_demo_capture() {
     }
     let stats = events(&text).pop().unwrap();
     assert_eq!(stats["stats"]["detect"]["alert"].as_u64(), Some(expected.len() as u64));
+
+    // Flows name the protocol Suricata names, for the four Portcullis detects (Suricata
+    // 7.0.10 on this capture: 9 DNS, 7 HTTP, 50 SSH and 5 TLS flows; it also names NTP,
+    // SNMP, IKE and TFTP flows, which Portcullis leaves without app_proto).
+    let mut by_proto: std::collections::BTreeMap<String, u64> = Default::default();
+    for e in events(&text).iter().filter(|e| e["event_type"] == "flow") {
+        if let Some(p) = e["app_proto"].as_str() {
+            *by_proto.entry(p.to_string()).or_default() += 1;
+        }
+    }
+    let want: std::collections::BTreeMap<String, u64> = [("dns", 9), ("http", 7), ("ssh", 50), ("tls", 5)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    assert_eq!(by_proto, want);
+    // stats.app_layer.flow counts them by Suricata's names (nmap's UDP probes to other
+    // ports are failed_udp).
+    let flows = &stats["stats"]["app_layer"]["flow"];
+    assert_eq!((flows["http"].as_u64(), flows["tls"].as_u64(), flows["ssh"].as_u64()), (Some(7), Some(5), Some(50)), "{flows}");
+    assert_eq!(flows["dns_udp"].as_u64().unwrap_or(0) + flows["dns_tcp"].as_u64().unwrap_or(0), 9, "{flows}");
 }

@@ -53,6 +53,69 @@ pub struct BenchArgs {
     rules: Vec<PathBuf>,
 }
 
+/// Runs `cmd` to completion, polling the peak resident set (`VmHWM`) of it and of every
+/// descendant (suricata-ref is a script that starts Suricata) every 5 ms. Returns the output
+/// and the largest peak in KiB: the high-water mark only grows, so the last sample before a
+/// process exits is its peak to within the last 5 ms of its life.
+fn run_measured(cmd: &mut Command) -> anyhow::Result<(std::process::Output, u64)> {
+    use std::io::Read;
+    let mut child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn()?;
+    let root = child.id();
+    // Drain the pipes on threads so a chatty child cannot block on a full pipe.
+    let mut so = child.stdout.take().expect("piped");
+    let mut se = child.stderr.take().expect("piped");
+    let t_out = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = so.read_to_end(&mut v);
+        v
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = se.read_to_end(&mut v);
+        v
+    });
+    let mut peaks: std::collections::HashMap<u32, u64> = std::collections::HashMap::new();
+    let status = loop {
+        for pid in descendants(root) {
+            if let Some(kib) = vm_hwm(pid) {
+                let e = peaks.entry(pid).or_default();
+                *e = (*e).max(kib);
+            }
+        }
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let out = std::process::Output { status, stdout: t_out.join().unwrap_or_default(), stderr: t_err.join().unwrap_or_default() };
+    Ok((out, peaks.values().copied().max().unwrap_or(0)))
+}
+
+/// `pid` and its descendants, from `/proc/<pid>/task/<tid>/children`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut out = vec![pid];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
+            for t in tasks.flatten() {
+                if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
+                    out.extend(c.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Peak resident set of `pid` in KiB (`VmHWM` in `/proc/<pid>/status`).
+fn vm_hwm(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The packet count from `replay --summary-json`.
 fn summary_packets(out: &[u8]) -> Option<u64> {
     let v: serde_json::Value = serde_json::from_slice(out).ok()?;
@@ -81,6 +144,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
     // Warm the page cache so neither engine pays for the disk.
     std::fs::read(&cap).with_context(|| format!("reading {}", cap.display()))?;
     let mut best_p = f64::MAX;
+    let mut peak_p = 0u64;
     let mut packets = 0;
     // Both engines write EVE flow records (and a stats event) to a file, as in production.
     let eve = workspace_root().join("target/bench-portcullis-eve.json");
@@ -92,24 +156,27 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         if let Some((loaded, cfg)) = &rules {
             cmd.arg("--config").arg(cfg).arg("--rules").arg(loaded);
         }
-        let out = cmd.arg(&cap).output()?;
+        let (out, peak) = run_measured(cmd.arg(&cap))?;
         let secs = t.elapsed().as_secs_f64();
         if !out.status.success() {
             bail!("portcullis failed: {}", String::from_utf8_lossy(&out.stderr));
         }
         packets = summary_packets(&out.stdout).unwrap_or(0);
         best_p = best_p.min(secs);
+        peak_p = peak_p.max(peak);
     }
     println!(
-        "portcullis  threads {}  packets {packets}  best of {}: {best_p:.3} s  {:.0} packets/s   ({what})",
+        "portcullis  threads {}  packets {packets}  best of {}: {best_p:.3} s  {:.0} packets/s  peak RSS {:.0} MiB   ({what})",
         a.threads,
         a.runs,
-        packets as f64 / best_p
+        packets as f64 / best_p,
+        peak_p as f64 / 1024.0
     );
     if a.no_suricata {
         return Ok(());
     }
     let mut best_s = f64::MAX;
+    let mut peak_s = 0u64;
     let tool = data_dir().join("../tools/suricata-ref");
     for i in 0..a.runs {
         let out_dir = workspace_root().join(format!("target/bench-suricata-{i}"));
@@ -119,19 +186,21 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         if a.threads > 1 {
             cmd.env("SURICATA_THREADS", "auto").args(["--runmode", "autofp", "--set", &format!("threading.cpu-affinity.0.worker-cpu-set.cpu=[0-{}]", a.threads - 1)]);
         }
-        let st = cmd.output()?;
+        let (st, peak) = run_measured(&mut cmd)?;
         let secs = t.elapsed().as_secs_f64();
         if !st.status.success() {
             bail!("suricata failed: {}", String::from_utf8_lossy(&st.stdout));
         }
         best_s = best_s.min(secs);
+        peak_s = peak_s.max(peak);
     }
     println!(
-        "suricata    threads {}  packets {packets}  best of {}: {best_s:.3} s  {:.0} packets/s   ({what})",
+        "suricata    threads {}  packets {packets}  best of {}: {best_s:.3} s  {:.0} packets/s  peak RSS {:.0} MiB   ({what})",
         a.threads,
         a.runs,
-        packets as f64 / best_s
+        packets as f64 / best_s,
+        peak_s as f64 / 1024.0
     );
-    println!("speed-up {:.2}x", best_s / best_p);
+    println!("speed-up {:.2}x, peak memory {:.2} of Suricata's", best_s / best_p, peak_p as f64 / peak_s.max(1) as f64);
     Ok(())
 }
