@@ -152,7 +152,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&eve);
         let t = Instant::now();
         let mut cmd = Command::new(&bin);
-        cmd.args(["replay", "--no-progress", "--summary-json", "--threads", &a.threads.to_string(), "--eve"]).arg(&eve);
+        // Signatures and flows only, as Suricata runs: the flow model has no counterpart there.
+        cmd.args(["replay", "--no-progress", "--no-ml", "--summary-json", "--threads", &a.threads.to_string(), "--eve"]).arg(&eve);
         if let Some((loaded, cfg)) = &rules {
             cmd.arg("--config").arg(cfg).arg("--rules").arg(loaded);
         }
