@@ -264,6 +264,17 @@ pub struct Engine {
     app_always: Vec<u32>,
 }
 
+/// The rule's `isset`/`isnotset` checks (each with OR-ed names) against the flow's bits.
+fn flowbits_hold(c: &Compiled, flow: Option<&FlowDetect>) -> bool {
+    c.fbit_reads.iter().all(|(cmd, ids)| {
+        let set = |b: u32| flow.is_some_and(|f| f.bit(b));
+        match cmd {
+            FlowbitCmd::IsSet => ids.iter().any(|&b| set(b)),
+            _ => ids.iter().any(|&b| !set(b)),
+        }
+    })
+}
+
 /// Prefilter groups: protocol class × direction.
 const GROUPS: usize = CLASSES * 2;
 
@@ -548,18 +559,8 @@ impl Engine {
             {
                 continue;
             }
-            if !c.fbit_reads.is_empty() {
-                let fd = flow.as_deref();
-                let ok = c.fbit_reads.iter().all(|(cmd, ids)| {
-                    let set = |b: u32| fd.is_some_and(|f| f.bit(b));
-                    match cmd {
-                        FlowbitCmd::IsSet => ids.iter().any(|&b| set(b)),
-                        _ => ids.iter().any(|&b| !set(b)),
-                    }
-                });
-                if !ok {
-                    continue;
-                }
+            if !flowbits_hold(c, flow.as_deref()) {
+                continue;
             }
             // Whether the rule matched on the packet payload and on the new stream data.
             let (mut on_pkt, mut on_stream) = (false, false);
@@ -699,18 +700,8 @@ impl Engine {
             {
                 continue;
             }
-            if !c.fbit_reads.is_empty() {
-                let fd = flow.as_deref();
-                let ok = c.fbit_reads.iter().all(|(cmd, ids)| {
-                    let set = |b: u32| fd.is_some_and(|f| f.bit(b));
-                    match cmd {
-                        FlowbitCmd::IsSet => ids.iter().any(|&b| set(b)),
-                        _ => ids.iter().any(|&b| !set(b)),
-                    }
-                });
-                if !ok {
-                    continue;
-                }
+            if !flowbits_hold(c, flow.as_deref()) {
+                continue;
             }
             if !a.tx_checks.iter().all(|m| app::tx_check(m, tx)) {
                 continue;
