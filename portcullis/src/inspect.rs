@@ -188,13 +188,12 @@ impl Inspector for Detect {
         let v = self.engine.inspect(&input, Some(&mut f.detect), &mut scratch.scratch, alerts);
         for a in &alerts[before..] {
             match a.tx_id {
-                Some(id) => {
-                    if !f.alert_logs.iter().any(|(t, _)| *t == id) {
-                        if let Some(tx) = app.txs().iter().find(|t| t.id == id) {
-                            f.alert_logs.push((id, tx.log.clone()));
-                        }
+                Some(id) if !f.alert_logs.iter().any(|(t, _)| *t == id) => {
+                    if let Some(tx) = app.txs().iter().find(|t| t.id == id) {
+                        f.alert_logs.push((id, tx.log.clone()));
                     }
                 }
+                Some(_) => {}
                 // Suricata guesses the transaction of a stream match only.
                 None if a.from_stream && f.guess.is_none() => f.guess = app.txs().last().map(|t| (t.id, t.log.clone())),
                 None => {}
