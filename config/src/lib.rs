@@ -48,6 +48,58 @@ pub struct Config {
     pub threading: Threading,
     #[serde(default)]
     pub ml: MlSection,
+    #[serde(default)]
+    pub app_layer: AppLayerSection,
+}
+
+/// `app-layer`: protocol detection and the HTTP, DNS and TLS parsers, with their caps.
+/// Absent values take Suricata's defaults (see `portcullis_applayer::AppConfig`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AppLayerSection {
+    /// Detect and parse app-layer protocols (rules with app-layer keywords need it).
+    #[serde(default = "yes", deserialize_with = "yes_no")]
+    pub enabled: bool,
+    /// Unrecognised bytes per direction after which detection gives up on a flow.
+    pub detection_bytes: Option<ByteSize>,
+    /// Transactions kept per flow.
+    pub max_transactions: Option<usize>,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub tls: TlsSection,
+    #[serde(default)]
+    pub dns: DnsSection,
+}
+
+impl Default for AppLayerSection {
+    fn default() -> Self {
+        AppLayerSection { enabled: true, detection_bytes: None, max_transactions: None, http: HttpSection::default(), tls: TlsSection::default(), dns: DnsSection::default() }
+    }
+}
+
+/// `app-layer.http`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct HttpSection {
+    pub request_body_limit: Option<ByteSize>,
+    pub response_body_limit: Option<ByteSize>,
+    pub decompress_limit: Option<ByteSize>,
+    pub header_limit: Option<ByteSize>,
+}
+
+/// `app-layer.tls`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSection {
+    pub handshake_limit: Option<ByteSize>,
+}
+
+/// `app-layer.dns`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DnsSection {
+    pub tcp_message_limit: Option<ByteSize>,
 }
 
 /// `vars`: the address and port groups as written in the file. Names given here replace
@@ -334,6 +386,26 @@ impl Config {
 
     /// The rule variables: Suricata 7's defaults (`suricata.yaml`), with every group the file
     /// names replacing the default of that name.
+    /// The app-layer parsers' settings, `None` when `app-layer.enabled` is off.
+    pub fn app_config(&self) -> Option<portcullis_applayer::AppConfig> {
+        let a = &self.app_layer;
+        if !a.enabled {
+            return None;
+        }
+        let d = portcullis_applayer::AppConfig::default();
+        let size = |v: Option<ByteSize>, def: usize| v.map_or(def, |b| usize::try_from(b.0).unwrap_or(usize::MAX));
+        Some(portcullis_applayer::AppConfig {
+            http_request_body_limit: size(a.http.request_body_limit, d.http_request_body_limit),
+            http_response_body_limit: size(a.http.response_body_limit, d.http_response_body_limit),
+            http_decompress_limit: size(a.http.decompress_limit, d.http_decompress_limit),
+            http_max_header_bytes: size(a.http.header_limit, d.http_max_header_bytes),
+            tls_max_handshake: size(a.tls.handshake_limit, d.tls_max_handshake),
+            dns_max_tcp_message: size(a.dns.tcp_message_limit, d.dns_max_tcp_message),
+            max_txs: a.max_transactions.unwrap_or(d.max_txs),
+            detect_bytes: size(a.detection_bytes, d.detect_bytes),
+        })
+    }
+
     pub fn rule_vars(&self) -> portcullis_rules::Vars {
         let mut v = portcullis_rules::Vars::default();
         v.address_groups.extend(self.vars.address_groups.iter().map(|(k, x)| (k.clone(), x.clone())));
@@ -416,6 +488,20 @@ mod tests {
         assert!(e.contains("unknown size unit"), "{e}");
         let e = parse("flow:\n  memcap: 1kb\n").unwrap_err().to_string();
         assert!(e.contains("flow.memcap"), "{e}");
+    }
+
+    #[test]
+    fn app_layer_caps_default_to_suricatas_and_can_be_changed_or_turned_off() {
+        let shipped = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/portcullis.yaml"))).unwrap();
+        let d = portcullis_applayer::AppConfig::default();
+        let a = shipped.app_config().expect("on in the shipped config");
+        assert_eq!((a.http_request_body_limit, a.max_txs, a.detect_bytes), (d.http_request_body_limit, d.max_txs, d.detect_bytes));
+        let c = parse("app-layer:\n  http:\n    response-body-limit: 1mb\n  dns:\n    tcp-message-limit: 4kb\n").unwrap();
+        let a = c.app_config().unwrap();
+        assert_eq!((a.http_response_body_limit, a.dns_max_tcp_message, a.http_request_body_limit), (1 << 20, 4096, d.http_request_body_limit));
+        assert!(parse("app-layer:\n  enabled: no\n").unwrap().app_config().is_none());
+        let e = parse("app-layer:\n  http:\n    body-limit: 3\n").unwrap_err().to_string();
+        assert!(e.contains("body-limit") && e.contains("line 3"), "{e}");
     }
 
     #[test]

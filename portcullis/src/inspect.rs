@@ -119,10 +119,10 @@ impl Detect {
         Detect { engine, app: Some(AppConfig::default()) }
     }
 
-    /// The engine alone: no protocol detection or parsing (rules with app-layer keywords
-    /// never match).
-    pub fn without_app_layer(engine: portcullis_detect::Engine) -> Self {
-        Detect { engine, app: None }
+    /// The engine with the app layer as configured; `None`: no protocol detection or
+    /// parsing (rules with app-layer keywords never match).
+    pub fn with_app_layer(engine: portcullis_detect::Engine, app: Option<AppConfig>) -> Self {
+        Detect { engine, app }
     }
 
     pub fn engine(&self) -> &portcullis_detect::Engine {

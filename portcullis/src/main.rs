@@ -135,6 +135,13 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
     } else {
         println!("  ml: off");
     }
+    match cfg.app_config() {
+        Some(a) => println!(
+            "  app-layer: http, dns, tls, ssh; bodies {} / {} bytes (request / response), {} transactions per flow",
+            a.http_request_body_limit, a.http_response_body_limit, a.max_txs
+        ),
+        None => println!("  app-layer: off (rules with app-layer keywords never match)"),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -238,7 +245,11 @@ fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<D
         let why = if top.is_empty() { String::new() } else { format!(" ({})", top.join(", ")) };
         eprintln!("rules: {} loaded from {nfiles} file(s), {nskipped} skipped{why}, {} not compiled", engine.len(), warnings.len());
     }
-    Ok(Detect::new(engine))
+    let app = cfg.app_config();
+    if app.is_none() && !quiet {
+        eprintln!("note: app-layer.enabled is off: no protocol detection or parsing, so rules with app-layer keywords never match");
+    }
+    Ok(Detect::with_app_layer(engine, app))
 }
 
 fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {
