@@ -309,7 +309,16 @@ impl Engine {
         kept.sort_by_key(|(r, c, i)| (rank(r.action), c.order, *i));
         let mut rules_v = Vec::with_capacity(kept.len());
         let mut compiled = Vec::with_capacity(kept.len());
-        for (r, c, _) in kept {
+        for (mut r, c, _) in kept {
+            // What the compiled form replaces (the payload keywords, the header keywords, the
+            // rule text) is not kept twice: alerts need the rule's identity, addresses, flow
+            // options and what EVE logs.
+            r.payload = Vec::new();
+            r.header = Vec::new();
+            r.text = String::new();
+            r.vars = Vec::new();
+            r.references = Vec::new();
+            r.reference_urls = Vec::new();
             rules_v.push(r);
             compiled.push(c);
         }
@@ -384,6 +393,8 @@ impl Engine {
         self.rules.is_empty()
     }
 
+    /// The rule's identity, addresses, flow options and what EVE logs; its payload and
+    /// header keywords, references and text are dropped once compiled.
     pub fn rule(&self, id: RuleId) -> &Rule {
         &self.rules[id.0 as usize]
     }
