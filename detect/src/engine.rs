@@ -309,16 +309,7 @@ impl Engine {
         kept.sort_by_key(|(r, c, i)| (rank(r.action), c.order, *i));
         let mut rules_v = Vec::with_capacity(kept.len());
         let mut compiled = Vec::with_capacity(kept.len());
-        for (mut r, c, _) in kept {
-            // What the compiled form replaces (the payload keywords, the header keywords, the
-            // rule text) is not kept twice: alerts need the rule's identity, addresses, flow
-            // options and what EVE logs.
-            r.payload = Vec::new();
-            r.header = Vec::new();
-            r.text = String::new();
-            r.vars = Vec::new();
-            r.references = Vec::new();
-            r.reference_urls = Vec::new();
+        for (r, c, _) in kept {
             rules_v.push(r);
             compiled.push(c);
         }
@@ -369,6 +360,19 @@ impl Engine {
         });
         let iponly_index = IpOnlyIndex::build(iponly.iter().map(|&id| (id, &rules_v[id as usize])));
         let app_groups = app_pats.iter().map(|p| Prefilter::build(p, Vec::new(), cfg.prefilter)).collect();
+        // What the compiled form replaces (the payload and header keywords, references, the
+        // rule text) is not kept twice: alerts need the rule's identity, addresses, flow
+        // options and what EVE logs. Freed only now: freed before the prefilters are built,
+        // the allocator hands the pages back and Vectorscan's compiler faults them in again,
+        // which made loading ET Open 0.8 s slower.
+        for r in &mut rules_v {
+            r.payload = Vec::new();
+            r.header = Vec::new();
+            r.text = String::new();
+            r.vars = Vec::new();
+            r.references = Vec::new();
+            r.reference_urls = Vec::new();
+        }
         let engine = Engine {
             rules: rules_v,
             compiled,
