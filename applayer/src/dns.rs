@@ -570,14 +570,7 @@ mod tests {
         // Pseudo-random garbage: never a panic.
         let mut x = 0x2545_f491_u32;
         for len in 0..400 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
+            let bytes = crate::garbage(&mut x, len);
             s.datagram(&cfg, Direction::ToServer, &bytes, &mut txs, &mut st);
             s.parse(&cfg, Direction::ToClient, &bytes, &mut txs, &mut st);
         }

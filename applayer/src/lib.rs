@@ -99,6 +99,20 @@ impl AppStats {
     }
 }
 
+/// Deterministic pseudo-random bytes (xorshift32) for the parsers' never-panic tests: the
+/// next `len` bytes of the stream `state` is at.
+#[cfg(test)]
+pub(crate) fn garbage(state: &mut u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 17;
+            *state ^= *state << 5;
+            *state as u8
+        })
+        .collect()
+}
+
 /// Suricata's `stats.app_layer` name of a protocol on a transport.
 fn stat_name(proto: AppProto, tcp: bool) -> Option<&'static str> {
     Some(match (proto, tcp) {

@@ -659,14 +659,7 @@ mod tests {
         // Pseudo-random garbage, whole and in pieces, after a valid record header too.
         let mut x = 0x9e37_79b9_u32;
         for len in 0..300 {
-            let mut bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 17;
-                    x ^= x << 5;
-                    x as u8
-                })
-                .collect();
+            let mut bytes = crate::garbage(&mut x, len);
             for prefix in [&[][..], &[22, 3, 3, 1, 0][..], &[22, 3, 3, 1, 0, 1, 0, 0, 0xf0][..]] {
                 let mut s = TlsState::default();
                 let mut b = prefix.to_vec();
