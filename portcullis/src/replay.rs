@@ -197,6 +197,9 @@ struct FlowCtx<F> {
     pending: [(u64, Vec<u8>); 2],
     /// The highest acknowledgement number the other side sent for each direction's stream.
     acked: [Option<u32>; 2],
+    /// Per direction, the stream offset up to which bytes went to the inspector for the app
+    /// layer (as `app_other` or with detection), so none is handed over twice.
+    app_fed: [u64; 2],
 }
 
 /// Suricata's `alert.action`: blocked when a reject rule matched, or a drop rule in IPS mode.
@@ -266,8 +269,12 @@ impl Streams {
                 let end_seq = base.wrapping_add((*off + pending.len() as u64) as u32);
                 let beyond = end_seq.wrapping_sub(p.tcp_ack) as i32;
                 let n = pending.len().saturating_sub(beyond.max(0) as usize);
-                self.app_out.extend_from_slice(&pending[..n]);
-                self.app_off = *off;
+                let from = (c.app_fed[1 - d].saturating_sub(*off) as usize).min(n);
+                if from < n {
+                    self.app_out.extend_from_slice(&pending[from..n]);
+                    self.app_off = *off + from as u64;
+                    c.app_fed[1 - d] = *off + n as u64;
+                }
             }
         }
         let depth_before = c.streams[d].depth_reached();
@@ -306,6 +313,7 @@ impl Streams {
         self.out.clear();
         self.out.extend(pending.drain(..n));
         *off += n as u64;
+        c.app_fed[d] = c.app_fed[d].max(*off);
         (Some(0..n), at)
     }
 }
@@ -406,6 +414,7 @@ impl<I: Inspector> WorkerDetect<I> {
                         streams: Default::default(),
                         pending: Default::default(),
                         acked: [None; 2],
+                        app_fed: [0; 2],
                     });
                 }
                 self.flows[i].as_mut()
