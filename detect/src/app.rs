@@ -201,38 +201,75 @@ pub(crate) fn tx_check(m: &AppMatch, tx: &Tx) -> bool {
     }
 }
 
-/// Scratch for inspecting buffers: the transformed bytes and their lowercase copy.
+/// Scratch for inspecting one transaction's buffers: each (buffer, transformations) key's
+/// transformed instances, made once per transaction and shared by the prefilter scan and
+/// every candidate rule's buffer list, and a lowercase copy for `nocase` contents.
 #[derive(Debug, Default)]
 pub(crate) struct BufScratch {
-    pub out: Vec<u8>,
-    pub tmp: Vec<u8>,
-    pub lower: Vec<u8>,
+    /// Transformed instances, back to back; `spans` says which key each belongs to.
+    data: Vec<u8>,
+    spans: Vec<(u32, std::ops::Range<usize>)>,
+    /// Keys whose instances are in `data` for the current transaction.
+    filled: Vec<u32>,
+    out: Vec<u8>,
+    tmp: Vec<u8>,
+    pub(crate) lower: Vec<u8>,
 }
 
-/// Whether one buffer list matches some instance of its buffer in `tx`, evaluated in `dir`.
-pub(crate) fn part_matches(
+impl BufScratch {
+    /// Forgets the previous transaction's transformed buffers.
+    pub(crate) fn start_tx(&mut self) {
+        self.data.clear();
+        self.spans.clear();
+        self.filled.clear();
+    }
+
+    /// Transforms the instances of key `key` (buffer `buf`, transformations `ts`) of `tx`,
+    /// evaluated in `dir`, unless this transaction's are there already.
+    pub(crate) fn fill(&mut self, key: u32, buf: Buf, ts: &[Transform], tx: &Tx, dir: Direction) {
+        if self.filled.contains(&key) {
+            return;
+        }
+        self.filled.push(key);
+        for inst in tx.get_for(buf, dir) {
+            transform(ts, inst, &mut self.out, &mut self.tmp);
+            let start = self.data.len();
+            self.data.extend_from_slice(&self.out);
+            self.spans.push((key, start..self.data.len()));
+        }
+    }
+
+    /// The transformed instances of `key` that [`BufScratch::fill`] made.
+    pub(crate) fn instances(&self, key: u32) -> impl Iterator<Item = &[u8]> + '_ {
+        spans_of(&self.spans, &self.data, key)
+    }
+
+    /// [`BufScratch::instances`] and the lowercase scratch, borrowed together.
+    pub(crate) fn instances_and_lower(&mut self, key: u32) -> (impl Iterator<Item = &[u8]> + '_, &mut Vec<u8>) {
+        (spans_of(&self.spans, &self.data, key), &mut self.lower)
+    }
+}
+
+fn spans_of<'a>(spans: &'a [(u32, std::ops::Range<usize>)], data: &'a [u8], key: u32) -> impl Iterator<Item = &'a [u8]> + 'a {
+    spans.iter().filter(move |(k, _)| *k == key).map(move |(_, r)| &data[r.clone()])
+}
+
+/// Whether one buffer list matches one of `instances` (its buffer's, transformed).
+pub(crate) fn part_matches<'a>(
     part: &AppPart,
-    transforms: &[Transform],
-    tx: &Tx,
-    dir: Direction,
+    instances: impl Iterator<Item = &'a [u8]>,
     limit: u32,
-    s: &mut BufScratch,
+    lower: &mut Vec<u8>,
 ) -> bool {
-    for inst in tx.get_for(part.buf, dir) {
-        let bytes: &[u8] = if transforms.is_empty() {
-            inst
-        } else {
-            transform(transforms, inst, &mut s.out, &mut s.tmp);
-            &s.out
-        };
-        let lower: &[u8] = if part.any_nocase {
-            s.lower.clear();
-            s.lower.extend(bytes.iter().map(u8::to_ascii_lowercase));
-            &s.lower
+    for bytes in instances {
+        let low: &[u8] = if part.any_nocase {
+            lower.clear();
+            lower.extend(bytes.iter().map(u8::to_ascii_lowercase));
+            lower
         } else {
             bytes
         };
-        if Inspect::new(bytes, lower, 0, limit).run(&part.ops) {
+        if Inspect::new(bytes, low, 0, limit).run(&part.ops) {
             return true;
         }
     }

@@ -673,6 +673,7 @@ impl Engine {
         mut flow: Option<&mut FlowDetect>,
         scratch: &mut Scratch,
     ) {
+        scratch.bufs.start_tx();
         let cands = &mut scratch.app_cands;
         cands.clear();
         for (k, (buf, _)) in self.app_keys.list.iter().enumerate() {
@@ -684,17 +685,21 @@ impl Engine {
                 continue;
             }
             let ts = &self.app_keys.transforms[k];
-            for inst in tx.get_for(*buf, dir) {
-                let hay: &[u8] = if ts.is_empty() {
-                    inst
-                } else {
-                    app::transform(ts, inst, &mut scratch.bufs.out, &mut scratch.bufs.tmp);
-                    &scratch.bufs.out
-                };
-                group.scan(hay, cands, &mut scratch.seen, &mut scratch.touched, &mut scratch.app_matchers[k]);
+            let (seen, touched, ms) = (&mut scratch.seen, &mut scratch.touched, &mut scratch.app_matchers[k]);
+            if ts.is_empty() {
+                for inst in tx.get_for(*buf, dir) {
+                    group.scan(inst, cands, seen, touched, ms);
+                }
+            } else {
+                scratch.bufs.fill(k as u32, *buf, ts, tx, dir);
+                for inst in scratch.bufs.instances(k as u32) {
+                    group.scan(inst, cands, seen, touched, ms);
+                }
             }
         }
         cands.extend_from_slice(&self.app_always);
+        // The packet payload lowercased, for the packet keywords of mixed rules: once.
+        let mut pkt_lowered = false;
         cands.sort_unstable();
         cands.dedup();
         let meta = pkt.meta;
@@ -722,16 +727,33 @@ impl Engine {
                 continue;
             }
             let limit = self.cfg.recursion_limit;
-            if !a.parts.iter().all(|p| {
-                app::part_matches(p, &self.app_keys.transforms[p.key as usize], tx, dir, limit, &mut scratch.bufs)
-            }) {
+            let mut all = true;
+            for p in &a.parts {
+                let ts = &self.app_keys.transforms[p.key as usize];
+                let b = &mut scratch.bufs;
+                let hit = if ts.is_empty() {
+                    app::part_matches(p, tx.get_for(p.buf, dir), limit, &mut b.lower)
+                } else {
+                    b.fill(p.key, p.buf, ts, tx, dir);
+                    let (insts, lower) = b.instances_and_lower(p.key);
+                    app::part_matches(p, insts, limit, lower)
+                };
+                if !hit {
+                    all = false;
+                    break;
+                }
+            }
+            if !all {
                 continue;
             }
             // Packet keywords of a mixed rule look at this packet's payload.
             if !c.ops.is_empty() {
-                scratch.bufs.lower.clear();
-                scratch.bufs.lower.extend(pkt.payload.iter().map(u8::to_ascii_lowercase));
-                if !crate::payload::Inspect::new(pkt.payload, &scratch.bufs.lower, 0, limit).run(&c.ops) {
+                if !pkt_lowered {
+                    scratch.lower_pkt.clear();
+                    scratch.lower_pkt.extend(pkt.payload.iter().map(u8::to_ascii_lowercase));
+                    pkt_lowered = true;
+                }
+                if !crate::payload::Inspect::new(pkt.payload, &scratch.lower_pkt, 0, limit).run(&c.ops) {
                     continue;
                 }
             }
