@@ -11,6 +11,7 @@ mod anomaly;
 mod key;
 mod meta;
 mod time;
+pub mod xdp;
 
 pub use anomaly::Anomaly;
 pub use key::{FlowKey, IpFamily};

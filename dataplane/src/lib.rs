@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod decode;
 mod defrag;
+pub mod live;
 
 pub use capture::{capture_files, CaptureError, CaptureFile, Frame, LinkType};
 pub use decode::{DecodeStats, Decoded, Decoder, DecoderConfig};
