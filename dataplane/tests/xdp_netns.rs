@@ -346,3 +346,112 @@ fn redirect_without_a_socket_passes_to_the_stack() {
     assert!(err.to_string().contains("pcx-xb queue 0"), "{err}");
     prog.unregister_socket(IF_B, 0).unwrap();
 }
+
+/// Sends `frame` as is on the sender's veth end (an AF_PACKET socket in namespace a): for
+/// tagged and truncated frames, which this kernel's stack (no 802.1Q module) cannot make.
+fn inject(pair: &NetnsPair, frames: &[Vec<u8>]) {
+    in_netns(&pair.a, || inject_here(frames));
+}
+
+#[allow(unsafe_code)] // socket and bind on a packet socket have no safe wrapper; only here.
+fn inject_here(frames: &[Vec<u8>]) {
+    use std::io::Write;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let name = std::ffi::CString::new(IF_A).unwrap();
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    assert_ne!(ifindex, 0, "{IF_A} not found");
+    // SAFETY: plain socket(2) call; the result is checked before use.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_ll is plain data, for which all zeroes is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    // SAFETY: `sll` is a valid sockaddr_ll and the length passed is its size.
+    let rc = unsafe {
+        use std::os::fd::AsRawFd;
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sll as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+    let mut sock = std::fs::File::from(fd);
+    for f in frames {
+        sock.write_all(f).expect("sending a frame");
+    }
+}
+
+/// An Ethernet frame with `tags` (TPID, VLAN id) from `src` carrying UDP, or an IP header cut
+/// short when `truncate`.
+fn frame(tags: &[(u16, u16)], src: IpAddr, truncate: bool) -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x01]);
+    for &(tpid, id) in tags {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+    }
+    let udp = [0x30, 0x39, 0x30, 0x39, 0, 8 + 4, 0, 0, b'p', b'c', b'x', b'!'];
+    match src {
+        IpAddr::V4(a) => {
+            f.extend_from_slice(&0x0800u16.to_be_bytes());
+            let mut h = vec![0x45, 0, 0, 20 + 12, 0, 0, 0, 0, 64, 17, 0, 0];
+            h.extend_from_slice(&a.octets());
+            h.extend_from_slice(&[10, 213, 77, 2]);
+            f.extend_from_slice(if truncate { &h[..10] } else { &h });
+        }
+        IpAddr::V6(a) => {
+            f.extend_from_slice(&0x86ddu16.to_be_bytes());
+            let mut h = vec![0x60, 0, 0, 0, 0, 12, 17, 64];
+            h.extend_from_slice(&a.octets());
+            h.extend_from_slice(&B6.parse::<std::net::Ipv6Addr>().unwrap().octets());
+            f.extend_from_slice(if truncate { &h[..30] } else { &h });
+        }
+    }
+    if !truncate {
+        f.extend_from_slice(&udp);
+    }
+    f
+}
+
+#[test]
+fn tagged_and_truncated_frames() {
+    let Some((pair, prog)) = setup(XdpMode::Auto, false) else { return };
+    let bl = prog.blocklist();
+    // Addresses nobody in the namespaces uses, so every hit is one of our frames.
+    let v4: IpAddr = "198.51.100.7".parse().unwrap();
+    let v6: IpAddr = "2001:db8::7".parse().unwrap();
+    bl.block(v4, None).unwrap();
+    bl.block(v6, None).unwrap();
+    let hits = |ip: IpAddr| bl.list().unwrap().into_iter().find(|b| b.ip == ip).map_or(0, |b| b.hits);
+    let stat = |i: u32| prog.stats().unwrap()[i as usize];
+    let (q, ad) = (0x8100u16, 0x88a8u16);
+
+    for (tags, what) in [(&[][..], "untagged"), (&[(q, 7)][..], "802.1Q"), (&[(ad, 100), (q, 8)][..], "QinQ")] {
+        for ip in [v4, v6] {
+            let (h0, b0) = (hits(ip), stat(xdp_stat::BLOCKED));
+            inject(&pair, &vec![frame(tags, ip, false); 5]);
+            std::thread::sleep(Duration::from_millis(50));
+            assert_eq!(hits(ip) - h0, 5, "{what} frames from {ip}");
+            assert_eq!(stat(xdp_stat::BLOCKED) - b0, 5, "{what} frames from {ip}");
+        }
+    }
+    // Three tags are more than the program looks through: not IP to it, so not blocked.
+    let h0 = hits(v4);
+    inject(&pair, &vec![frame(&[(ad, 1), (q, 2), (q, 3)], v4, false); 5]);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(hits(v4), h0, "a frame with three tags was parsed as IP");
+
+    // Headers cut short: counted as malformed, never as a hit.
+    let m0 = stat(xdp_stat::MALFORMED);
+    let mut short = vec![frame(&[], v4, true), frame(&[(q, 7)], v6, true)];
+    short.push(frame(&[(ad, 100)], v4, true)[..16].to_vec()); // ends inside the tag
+    inject(&pair, &short);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(stat(xdp_stat::MALFORMED) - m0, 3);
+    assert_eq!(hits(v4), h0);
+}

@@ -122,11 +122,13 @@ impl Blocklist {
 }
 
 /// Time left before `expires_ns` (0: never) at `now`.
+#[cfg_attr(not(portcullis_xdp), allow(dead_code))] // only the unit tests use it then
 fn time_left(expires_ns: u64, now: u64) -> Option<Duration> {
     (expires_ns != 0).then(|| Duration::from_nanos(expires_ns.saturating_sub(now)))
 }
 
 /// The `expires_ns` of an entry blocked at `now` for `duration`.
+#[cfg_attr(not(portcullis_xdp), allow(dead_code))] // only the unit tests use it then
 fn deadline(now: u64, duration: Option<Duration>) -> u64 {
     match duration {
         // At least 1 so a zero duration is "already expired", never "forever".
