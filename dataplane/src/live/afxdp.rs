@@ -268,12 +268,21 @@ mod imp {
             if self.rx_free.is_empty() {
                 return;
             }
-            let mut w = self.fq.fill(self.rx_free.len() as u32);
-            let n = w.capacity() as usize;
-            let start = self.rx_free.len() - n;
-            let put = w.insert(self.rx_free[start..].iter().copied()) as usize;
-            w.commit();
-            self.rx_free.truncate(self.rx_free.len() - put);
+            // xdpilone reserves against its cached view of the kernel's consumer and refreshes
+            // it only when that view shows no room at all, so a first reservation may be short:
+            // ask again until the ring is really full.
+            while !self.rx_free.is_empty() {
+                let mut w = self.fq.fill(self.rx_free.len() as u32);
+                let n = w.capacity() as usize;
+                if n == 0 {
+                    break;
+                }
+                let start = self.rx_free.len() - n;
+                let put = w.insert(self.rx_free[start..].iter().copied()) as usize;
+                w.commit();
+                drop(w);
+                self.rx_free.truncate(self.rx_free.len() - put);
+            }
         }
 
         /// Takes back TX frames the kernel has finished sending.
@@ -295,10 +304,18 @@ mod imp {
             if self.tx_pending.is_empty() {
                 return (0, 0);
             }
-            let mut w = tx.transmit(self.tx_pending.len() as u32);
-            let n = w.insert(self.tx_pending.iter().copied()) as usize;
-            w.commit();
-            drop(w);
+            // As in `refill`: a short reservation may only mean a stale cached view of the ring.
+            let mut n = 0;
+            while n < self.tx_pending.len() {
+                let mut w = tx.transmit((self.tx_pending.len() - n) as u32);
+                let put = w.insert(self.tx_pending[n..].iter().copied()) as usize;
+                w.commit();
+                drop(w);
+                if put == 0 {
+                    break;
+                }
+                n += put;
+            }
             let rejected = self.tx_pending.len() - n;
             for d in self.tx_pending.drain(n..) {
                 self.tx_free.push(d.addr & self.frame_mask);
@@ -646,11 +663,21 @@ mod imp {
                     if want == 0 {
                         continue;
                     }
-                    let mut r = x.rx.receive(want as u32);
-                    while let Some(d) = r.read() {
-                        self.descs.push((i, d.addr, d.len));
+                    // Short reads can come from xdpilone's cached view of the producer; a
+                    // second read refreshes it.
+                    let mut left = want;
+                    while left > 0 {
+                        let mut r = x.rx.receive(left as u32);
+                        let got = r.capacity() as usize;
+                        while let Some(d) = r.read() {
+                            self.descs.push((i, d.addr, d.len));
+                        }
+                        r.release();
+                        if got == 0 {
+                            break;
+                        }
+                        left -= got;
                     }
-                    r.release();
                 }
             }
             let n = self.descs.len();
