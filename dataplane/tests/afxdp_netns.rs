@@ -151,7 +151,11 @@ fn tap_receives_frames_sent_across_a_veth() {
     let ready2 = ready.clone();
     let cap = in_netns(&capture, move || {
         let topo = Topology::Tap(vec!["pcx-at1".to_string()]);
-        let mut c = live::open(&config(4096, 1024), &topo).expect("open AF_XDP capture");
+        // Busy-polling here (spinning on recvfrom), so that path is covered; the inline test
+        // waits in ppoll(2).
+        let mut cfg = config(4096, 1024);
+        cfg.afxdp.busy_poll = Some(live::BusyPoll { usecs: 50, budget: 64 });
+        let mut c = live::open(&cfg, &topo).expect("open AF_XDP capture");
         assert_eq!(c.kind, CaptureKind::AfXdp);
         assert_eq!(c.ports.len(), 1, "one port per queue: {:?}", c.notes);
         let describe = c.ports[0].describe();
