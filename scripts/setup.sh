@@ -12,6 +12,8 @@ command -v cc >/dev/null || need+=(build-essential)
 # the Suricata package we compare against depends on.
 [ -e /usr/include/hs/hs.h ] || need+=(libhyperscan-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# libpcap for portcullis-dataplane's `pcap` feature (live capture fallback; on by default).
+[ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
