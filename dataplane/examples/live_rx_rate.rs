@@ -1,0 +1,50 @@
+//! Frames per second one live port receives: `live_rx_rate IFACE afpacket|pcap SECONDS`.
+//! Tapping, one AF_PACKET fanout member (or one libpcap handle); the callback only counts.
+//! Run it where the interface is (e.g. `ip netns exec NS ...`) while a sender loads it.
+
+use std::time::{Duration, Instant};
+
+use portcullis_dataplane::live::{self, AfPacketConfig, CaptureKind, LiveConfig, Topology};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 4 {
+        eprintln!("usage: live_rx_rate IFACE afpacket|pcap SECONDS");
+        std::process::exit(2);
+    }
+    let kind = CaptureKind::parse(&args[2]).expect("capture kind");
+    let secs: u64 = args[3].parse().expect("seconds");
+    let cfg = LiveConfig {
+        capture: Some(kind),
+        afpacket: AfPacketConfig { threads: Some(1), ..Default::default() },
+        ..Default::default()
+    };
+    let mut cap = live::open(&cfg, &Topology::Tap(vec![args[1].clone()])).expect("open");
+    let port = &mut cap.ports[0];
+    // Skip what queued up before the measurement window starts.
+    while port.poll(4096, Duration::ZERO, |_, _| {}).unwrap_or(0) > 0 {}
+    let before = port.stats();
+    let (mut frames, mut sum) = (0u64, 0u64);
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    while Instant::now() < end {
+        port.poll(256, Duration::from_millis(10), |fs, _| {
+            frames += fs.len() as u64;
+            for f in fs {
+                sum = sum.wrapping_add(u64::from(f.data[f.data.len() - 1]));
+            }
+        })
+        .expect("poll");
+    }
+    let el = start.elapsed().as_secs_f64();
+    let st = port.stats();
+    println!(
+        "{}: {} frames in {:.2} s = {:.0} frames/s, kernel drops {} (checksum {})",
+        port.describe(),
+        frames,
+        el,
+        frames as f64 / el,
+        st.rx_dropped - before.rx_dropped,
+        sum % 1000
+    );
+}
