@@ -13,6 +13,9 @@
 //! kernel only once every frame in it was handed out and the callback that saw the last of
 //! them returned; a cursor remembers where the previous poll stopped inside a block.
 //!
+//! Frames whose 802.1Q tag the driver moved into the ring header (VLAN offload) get it back
+//! in place before they are handed out, as libpcap does.
+//!
 //! Tapping, fanout also sets `PACKET_FANOUT_FLAG_DEFRAG` (a datagram's fragments arrive
 //! reassembled at one member). Inline it does not: a reassembled datagram is bigger than the
 //! MTU and could not be forwarded, so fragments are forwarded one by one as they came (all
@@ -406,18 +409,41 @@ impl Ring {
             // SAFETY: the header lies inside the block (checked above), which is ours until
             // released; read_unaligned because nothing here relies on the kernel's alignment.
             let h = unsafe { std::ptr::read_unaligned(self.block(cur.block).add(cur.next).cast::<libc::tpacket3_hdr>()) };
-            let start = cur.next + h.tp_mac as usize;
-            let len = h.tp_snaplen as usize;
+            let mut start = cur.next + h.tp_mac as usize;
+            let mut len = h.tp_snaplen as usize;
+            let mut orig_len = h.tp_len;
             if start.checked_add(len).is_none_or(|e| e > self.block_size) {
                 self.finish(cur);
                 continue;
+            }
+            if h.tp_status & libc::TP_STATUS_VLAN_VALID != 0 && len >= 12 && start >= cur.next + libc::TPACKET3_HDRLEN + 4 {
+                // The driver took the 802.1Q tag out of the frame (VLAN offload, veth included):
+                // put it back, so that the worker sees and the bridge forwards the frame as it
+                // was on the wire. The kernel leaves padding between the frame's sockaddr_ll and
+                // its data; the MAC addresses move 4 bytes into it.
+                let tpid = if h.tp_status & libc::TP_STATUS_VLAN_TPID_VALID != 0 { h.hv1.tp_vlan_tpid } else { 0x8100 };
+                let tci = h.hv1.tp_vlan_tci as u16;
+                let [t0, t1] = tpid.to_be_bytes();
+                let [c0, c1] = tci.to_be_bytes();
+                // SAFETY: [start-4, start+12) lies inside the block (start-4 is past the frame's
+                // header and sockaddr_ll, checked above; len >= 12), which is ours until
+                // released; no slice handed out covers these bytes (earlier frames' data lie
+                // before this frame's header).
+                unsafe {
+                    let p = self.block(cur.block).add(start);
+                    std::ptr::copy(p, p.sub(4), 12);
+                    p.add(8).cast::<[u8; 4]>().write_unaligned([t0, t1, c0, c1]);
+                }
+                start -= 4;
+                len += 4;
+                orig_len += 4;
             }
             // SAFETY: [start, start+len) lies inside the block, which the kernel does not write
             // until it is released, and it is released only after `out` has been emptied (the
             // frames cannot outlive `&'a self` either, and the mapping lives as long as `self`).
             let data = unsafe { std::slice::from_raw_parts(self.block(cur.block).add(start), len) };
             let ts = Timestamp::from_secs_micros(i64::from(h.tp_sec), i64::from(h.tp_nsec / 1000));
-            out.push(LiveFrame { ts, data, orig_len: h.tp_len, side });
+            out.push(LiveFrame { ts, data, orig_len, side });
             cur.left -= 1;
             cur.next += h.tp_next_offset as usize;
             if cur.left == 0 {

@@ -146,6 +146,50 @@ pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> io::Result<()> {
     a.ip(&["link", "add", a_dev, "type", "veth", "peer", "name", b_dev, "netns", b.name()])
 }
 
+/// Transmits each frame, byte for byte, on `dev` of the calling thread's namespace through a
+/// raw packet socket (call it from a thread made by [`Netns::spawn`]). For frames the kernel
+/// cannot be asked to build, such as 802.1Q-tagged ones on a kernel without VLAN devices.
+#[allow(unsafe_code)]
+pub fn send_raw(dev: &str, frames: &[Vec<u8>]) -> io::Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let name = std::ffi::CString::new(dev).map_err(io::Error::other)?;
+    // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: socket has no memory preconditions; the result is checked and then owned.
+    let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh descriptor owned by nothing else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    // SAFETY: sockaddr_ll is plain data; all zeroes is a valid value.
+    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    sll.sll_family = libc::AF_PACKET as u16;
+    sll.sll_ifindex = ifindex as i32;
+    sll.sll_halen = 6;
+    for f in frames {
+        sll.sll_addr[..6].copy_from_slice(&f[..6]);
+        // SAFETY: `f` and `sll` are valid for the call and the lengths passed are theirs.
+        let rc = unsafe {
+            libc::sendto(
+                fd.as_raw_fd(),
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 fn run(cmd: &mut Command) -> io::Result<Output> {
     let out = cmd.output()?;
     if !out.status.success() {
