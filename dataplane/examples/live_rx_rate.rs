@@ -5,6 +5,9 @@
 //! With `drain`, it does not read for SECONDS while the sender fills the kernel's buffer
 //! (send fewer frames than it holds), then times reading them all: the rate the port itself
 //! can take frames out, whatever the sender manages.
+//!
+//! `live_rx_rate A,B afpacket|pcap SECONDS bridge [BLOCK_TIMEOUT_MS]` bridges A and B inline
+//! (one port, forwarding everything) for SECONDS, to measure what the bridge adds to a ping.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +15,25 @@ use portcullis_dataplane::live::{self, AfPacketConfig, CaptureKind, LiveConfig, 
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() >= 5 && args[4] == "bridge" {
+        let (a, b) = args[1].split_once(',').expect("A,B");
+        let cfg = LiveConfig {
+            capture: Some(CaptureKind::parse(&args[2]).expect("capture kind")),
+            afpacket: AfPacketConfig {
+                threads: Some(1),
+                block_timeout_ms: args.get(5).map_or(10, |t| t.parse().expect("ms")),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let mut cap = live::open(&cfg, &Topology::Inline(a.into(), b.into())).expect("open");
+        let end = Instant::now() + Duration::from_secs(args[3].parse().expect("seconds"));
+        while Instant::now() < end {
+            cap.ports[0].poll(64, Duration::from_millis(50), |_, _| {}).expect("poll");
+        }
+        println!("{}: {:?}", cap.ports[0].describe(), cap.ports[0].stats());
+        return;
+    }
     if args.len() != 4 && !(args.len() == 5 && args[4] == "drain") {
         eprintln!("usage: live_rx_rate IFACE afpacket|pcap SECONDS [drain]");
         std::process::exit(2);
