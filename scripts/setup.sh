@@ -19,6 +19,8 @@ command -v clang >/dev/null || need+=(clang)
 # The namespace tests of the live dataplane: ip netns, and ping across the veth.
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
+# libpcap for portcullis-dataplane's `pcap` feature (live capture fallback; on by default).
+[ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
