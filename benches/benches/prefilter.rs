@@ -102,6 +102,7 @@ fn et_rules() -> Option<Vec<Rule>> {
                 target: None,
                 flow: FlowOpts::default(),
                 header: vec![],
+                app: vec![],
                 payload: cs
                     .into_iter()
                     .map(|(pattern, nocase)| PayloadMatch {

@@ -113,7 +113,7 @@ pub(crate) fn byte_jump(bj: &ByteJump, buf: &[u8], buffer_offset: u32, offset: i
     let (v, n) = read(buf, pos, usize::from(bj.nbytes), bj.endian, bj.format)?;
     let mut v = apply_mask(v, bj.bitmask);
     v = v.wrapping_mul(u64::from(bj.multiplier.max(1)));
-    if bj.align && v % 4 != 0 {
+    if bj.align && !v.is_multiple_of(4) {
         v += 4 - v % 4;
     }
     let v = i128::from(v);
@@ -139,7 +139,7 @@ pub(crate) fn byte_extract(be: &ByteExtract, buf: &[u8], buffer_offset: u32) -> 
     v = v.wrapping_mul(u64::from(be.multiplier.max(1)));
     if be.align > 1 {
         let a = u64::from(be.align);
-        if v % a != 0 {
+        if !v.is_multiple_of(a) {
             v += a - v % a;
         }
     }

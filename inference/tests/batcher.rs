@@ -20,7 +20,7 @@ fn scorer() -> (Scorer, tempfile::TempDir) {
 
 fn row(i: u64) -> [f32; F] {
     // Positive first feature: the forest learned that as ATTACK.
-    let x = if i % 2 == 0 { 80.0 } else { -80.0 };
+    let x = if i.is_multiple_of(2) { 80.0 } else { -80.0 };
     [x, i as f32, -(i as f32), 1.0]
 }
 

@@ -364,9 +364,9 @@ fn malformed_input_counts_anomalies_and_keeps_earlier_transactions() {
                 seed ^= seed << 17;
                 // Mostly HTTP-ish bytes so that the parser gets deep.
                 let alphabet = b"GET /HTTP1.0\r\n: chunked Content-Length Transfer-Encoding 0123456789abcdef%u\\.";
-                chunk.push(if seed % 5 == 0 { seed as u8 } else { alphabet[(seed >> 8) as usize % alphabet.len()] });
+                chunk.push(if seed.is_multiple_of(5) { seed as u8 } else { alphabet[(seed >> 8) as usize % alphabet.len()] });
             }
-            let dir = if (seed >> 3) % 2 == 0 { ToServer } else { ToClient };
+            let dir = if (seed >> 3).is_multiple_of(2) { ToServer } else { ToClient };
             c.feed(dir, &chunk);
         }
         c.close(if round % 2 == 0 { ToServer } else { ToClient }).close(ToClient).close(ToServer);

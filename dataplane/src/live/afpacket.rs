@@ -178,7 +178,7 @@ fn open_member(iface: &str, ifindex: i32, cfg: &LiveConfig, inline: bool) -> Res
     let ac = &cfg.afpacket;
     // SAFETY: sysconf has no memory-safety preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
-    if ac.block_size == 0 || ac.block_size % page != 0 || ac.block_size % REQ_FRAME_SIZE != 0 || ac.block_count == 0 {
+    if ac.block_size == 0 || !ac.block_size.is_multiple_of(page) || !ac.block_size.is_multiple_of(REQ_FRAME_SIZE) || ac.block_count == 0 {
         return Err(LiveError::unsupported(
             iface,
             format!("af-packet block-size must be a non-zero multiple of the page size ({page}), block-count at least 1"),
