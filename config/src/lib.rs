@@ -66,7 +66,7 @@ pub struct Config {
 }
 
 /// `capture`: what the daemon (`portcullis run`) listens on and how.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct CaptureSection {
     /// Interfaces to watch (tap mode). Ignored when `inline` is set.
@@ -87,6 +87,20 @@ pub struct CaptureSection {
     /// Addresses and networks never blocked by `portcullis block` or the policy.
     #[serde(default)]
     pub allowlist: Vec<String>,
+}
+
+impl Default for CaptureSection {
+    fn default() -> Self {
+        CaptureSection {
+            interfaces: Vec::new(),
+            inline: None,
+            method: None,
+            fail_mode: None,
+            backlog_limit: None,
+            xdp_fast_drop: true,
+            allowlist: Vec::new(),
+        }
+    }
 }
 
 /// What an overloaded inline bridge does with frames it cannot inspect.
@@ -731,6 +745,29 @@ mod tests {
         assert!(parse("app-layer:\n  enabled: no\n").unwrap().app_config().is_none());
         let e = parse("app-layer:\n  http:\n    body-limit: 3\n").unwrap_err().to_string();
         assert!(e.contains("body-limit") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn capture_section_defaults_and_checks() {
+        let c = parse("").unwrap();
+        assert!(c.capture.xdp_fast_drop, "the block map is attached unless turned off");
+        assert!(c.live_config().xdp_block);
+        assert_eq!(c.topology(), None);
+        let c = parse("capture:\n  inline: [eth1, eth2]\n  allowlist: [10.0.0.0/8, \"2001:db8::1\"]\naf-xdp:\n  rx-ring: 4096\n  zero-copy: no\n").unwrap();
+        assert_eq!(c.topology(), Some(Topology::Inline("eth1".into(), "eth2".into())));
+        assert_eq!(c.live_config().afxdp.rx_ring, 4096);
+        assert_eq!(c.live_config().afxdp.zero_copy, ZeroCopy::Off);
+        assert_eq!(c.allowlist().len(), 2);
+        for (bad, key) in [
+            ("capture:\n  inline: [eth1]\n", "capture.inline"),
+            ("capture:\n  method: dpdk\n", "capture.method"),
+            ("capture:\n  allowlist: [10.0.0.0/33]\n", "capture.allowlist"),
+            ("af-xdp:\n  rx-ring: 1000\n", "af-xdp.rx-ring"),
+            ("af-xdp:\n  frame-size: 1500\n", "af-xdp.frame-size"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
     }
 
     #[test]

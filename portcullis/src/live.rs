@@ -256,7 +256,7 @@ pub fn run_live<I: Inspector>(
         let xdp = xdp.and_then(|x| {
             let c = x.stats().ok()?;
             let mut entries = x.blocklist().list().unwrap_or_default();
-            entries.sort_by(|a, b| b.hits.cmp(&a.hits));
+            entries.sort_by_key(|e| std::cmp::Reverse(e.hits));
             entries.truncate(100);
             Some(XdpStats {
                 blocked: c[xdp_stat::BLOCKED as usize],
@@ -377,6 +377,9 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 fn live_worker<I: Inspector>(w: WorkerSettings, mut port: Port, engine: Option<Arc<I>>, ml: Option<WorkerMl>, tx: Sender<LiveMsg>, stop: Arc<AtomicBool>) {
     let with_bytes = engine.is_some();
     let mut shard = Shard::new(w.flow, engine, ml, w.inline);
+    if w.inline {
+        shard = shard.with_inline_stream();
+    }
     let mut decoder = Decoder::new(w.decoder);
     let mut batch = Batch::default();
     let mut pcap_cnt = 0u64;

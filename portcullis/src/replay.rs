@@ -244,6 +244,10 @@ struct Streams {
     /// the stream offset of the first.
     app_out: Vec<u8>,
     app_off: u64,
+    /// Suricata's `stream.inline`, as in its IPS mode: stream bytes are inspected (and parsed)
+    /// on the packet that put them in order, not once acknowledged, so a drop verdict can
+    /// stop that packet. The live bridge sets it; replay keeps IDS timing.
+    inline: bool,
 }
 
 /// Unacknowledged stream bytes kept per direction before they are inspected anyway: a
@@ -310,7 +314,7 @@ impl Streams {
         }
         let closing = p.tcp_flags.0 & (portcullis_common::TcpFlags::FIN | portcullis_common::TcpFlags::RST) != 0;
         let n = match (c.acked[d], c.streams[d].base_seq()) {
-            _ if closing || pending.len() > PENDING_CAP => pending.len(),
+            _ if self.inline || closing || pending.len() > PENDING_CAP => pending.len(),
             (Some(ack), Some(base)) => {
                 // How far past the acknowledgement the pending bytes reach.
                 let end_seq = base.wrapping_add((*off + pending.len() as u64) as u32);
@@ -590,6 +594,15 @@ impl<I: Inspector> Shard<I> {
             d.ended(&mut ended, out);
             out.records.extend(ended);
         }
+    }
+
+    /// Inspects stream data inline (Suricata's `stream.inline`): on the packet that carried
+    /// it, so an inline bridge can drop that packet.
+    pub(crate) fn with_inline_stream(mut self) -> Self {
+        if let Some(d) = self.det.as_mut() {
+            d.streams.inline = true;
+        }
+        self
     }
 
     pub(crate) fn flow_stats(&self) -> &FlowStats {
@@ -984,7 +997,7 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
                     break 'files;
                 }
                 seq += 1;
-                if seq % 64 == 0 {
+                if seq.is_multiple_of(64) {
                     bar.set_position(done_bytes + cf.position());
                 }
             }

@@ -25,7 +25,7 @@ pub struct RunArgs {
     #[arg(long = "iface", value_name = "IF", conflicts_with = "inline")]
     ifaces: Vec<String>,
     /// Bridge these two interfaces (inline IPS) instead of the config's `capture`.
-    #[arg(long, value_name = "IF_A,IF_B", value_delimiter = ',', num_args = 2)]
+    #[arg(long, value_name = "IF_A,IF_B", value_delimiter = ',')]
     inline: Option<Vec<String>>,
     /// Capture backend [default: the config's capture.method, else the first of af-xdp,
     /// af-packet, pcap that works].
@@ -88,6 +88,7 @@ fn socket_path(explicit: Option<&PathBuf>, cfg: &Config) -> PathBuf {
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let cfg = crate::load_config(a.config.as_ref())?;
     let topology = match (&a.inline, a.ifaces.is_empty()) {
+        (Some(p), _) if p.len() != 2 => anyhow::bail!("--inline takes two interfaces, IF_A,IF_B"),
         (Some(p), _) => Topology::Inline(p[0].clone(), p[1].clone()),
         (None, false) => Topology::Tap(a.ifaces.clone()),
         (None, true) => cfg.topology().context("no interfaces: give --iface IF or --inline IF_A,IF_B, or set capture.interfaces or capture.inline in the config")?,
@@ -101,6 +102,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             "auto" => None,
             other => Some(CaptureKind::parse(other).with_context(|| format!("--capture {other}: use afxdp, afpacket, pcap or auto"))?),
         };
+    }
+    // A TPACKET_V3 block that is not full reaches the worker only after the block timeout:
+    // tapping, 10 ms of delay is harmless; inline, it is added to every hop of light
+    // traffic, so the bridge's default is 1 ms unless the config sets one.
+    if topology.is_inline() && cfg.af_packet.block_timeout.is_none() {
+        live_cfg.afpacket.block_timeout_ms = 1;
     }
     let rule_files: Vec<PathBuf> = cfg.rule_paths().into_iter().chain(a.rules.iter().cloned()).collect();
     let engine = if rule_files.is_empty() { None } else { Some(Arc::new(crate::load_engine(&cfg, &rule_files, false)?)) };

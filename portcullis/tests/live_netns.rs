@@ -1,0 +1,423 @@
+//! The daemon (`portcullis run`) in network namespaces the tests create:
+//! client ns —veth— bridge ns (Portcullis inline between two veths) —veth— server ns, or a
+//! tap on the server's veth. Real TCP (an HTTP server and client on std sockets) and UDP
+//! cross it; the namespaces, and so every link, are deleted when a test ends, also when it
+//! fails. Each test says plainly when it cannot run (not root, no AF_XDP).
+
+#[path = "../../dataplane/tests/support/netns.rs"]
+#[allow(dead_code)]
+mod netns;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use netns::{can_run, veth, Netns};
+use serde_json::Value;
+
+const CLIENT: &str = "10.99.0.1";
+const SERVER: &str = "10.99.0.2";
+const CLIENT_MAC: &str = "02:00:00:63:00:01";
+const SERVER_MAC: &str = "02:00:00:63:00:02";
+
+/// client —c0/b0— bridge —b1/s0— server; hosts' offloads off (veth would hand the bridge
+/// frames with unfinished checksums).
+struct Lab {
+    client: Netns,
+    bridge: Netns,
+    server: Netns,
+    dir: tempfile::TempDir,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let client = Netns::new(&format!("{tag}c")).unwrap();
+        let bridge = Netns::new(&format!("{tag}b")).unwrap();
+        let server = Netns::new(&format!("{tag}s")).unwrap();
+        veth(&client, "c0", &bridge, "b0").unwrap();
+        veth(&bridge, "b1", &server, "s0").unwrap();
+        client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
+        server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
+        bridge.link_up("b0", "02:00:00:63:00:10", None).unwrap();
+        bridge.link_up("b1", "02:00:00:63:00:11", None).unwrap();
+        client.neigh(SERVER, SERVER_MAC, "c0").unwrap();
+        server.neigh(CLIENT, CLIENT_MAC, "s0").unwrap();
+        client.offloads_off("c0");
+        server.offloads_off("s0");
+        Lab { client, bridge, server, dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The daemon, stopped with SIGTERM (and killed if it does not stop) when dropped.
+struct Daemon {
+    child: Option<Child>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    socket: PathBuf,
+    eve: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `portcullis run ARGS` in `ns`; `None` (after printing why) when the capture
+    /// cannot open there for lack of kernel support.
+    fn start(ns: &Netns, lab: &Lab, config: &str, args: &[&str]) -> Option<Daemon> {
+        let cfg = lab.path("portcullis.yaml");
+        std::fs::write(&cfg, config).unwrap();
+        let socket = lab.path("run/control.sock");
+        let eve = lab.path("eve.json");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_portcullis"), "run", "--no-ml", "--summary-json", "-c"])
+            .arg(&cfg)
+            .arg("--socket")
+            .arg(&socket)
+            .arg("--eve")
+            .arg(&eve)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start portcullis run");
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let lines = stderr.clone();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("  [portcullis] {l}");
+                if l.starts_with("control socket:") || l.starts_with("warning: control socket") {
+                    let _ = tx.send(());
+                }
+                lines.lock().unwrap().push(l);
+            }
+        });
+        let ready = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+        let mut d = Daemon { child: Some(child), stderr, socket, eve };
+        if !ready {
+            let out = d.stop();
+            let log = d.stderr.lock().unwrap().join("\n");
+            if log.contains("not supported") || log.contains("Operation not permitted") {
+                eprintln!("skipping: the capture could not open here: {log}");
+                return None;
+            }
+            panic!("portcullis run did not start:\n{log}\n{out}");
+        }
+        Some(d)
+    }
+
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_portcullis")).args(args).arg("--socket").arg(&self.socket).output().unwrap()
+    }
+
+    /// SIGTERM, wait, and the summary it printed.
+    fn stop(&mut self) -> String {
+        let Some(mut child) = self.child.take() else { return String::new() };
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if child.try_wait().ok().flatten().is_none() {
+            let _ = child.kill();
+            panic!("portcullis run did not stop within 20 s of SIGTERM");
+        }
+        let mut out = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn summary(&mut self) -> Value {
+        let out = self.stop();
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {out}"))
+    }
+
+    fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.eve).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The deterministic body the server sends for `/big`.
+fn big_body() -> Vec<u8> {
+    (0..1_000_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+/// A small HTTP/1.1 server in the server namespace: one thread per connection, `Connection:
+/// close`; every request line it reads is logged.
+fn http_server(lab: &Lab) -> (Arc<Mutex<Vec<String>>>, Arc<AtomicBool>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (l, s) = (log.clone(), stop.clone());
+    let (tx, rx) = mpsc::channel();
+    lab.server.spawn(move || {
+        let listener = TcpListener::bind((SERVER, 8080)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        tx.send(()).unwrap();
+        while !s.load(Ordering::Relaxed) {
+            let Ok((mut c, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let l = l.clone();
+            std::thread::spawn(move || {
+                c.set_nonblocking(false).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match c.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&req).lines().next().unwrap_or("").to_string();
+                l.lock().unwrap().push(line.clone());
+                let path = line.split(' ').nth(1).unwrap_or("/");
+                let body = if path == "/big" { big_body() } else { format!("hello {path}\n").into_bytes() };
+                let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                let _ = c.write_all(head.as_bytes());
+                let _ = c.write_all(&body);
+            });
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    (log, stop)
+}
+
+/// GET `path` from the client namespace; the body, or an error when no complete response came
+/// within 3 s.
+fn get(lab: &Lab, path: &str) -> Result<Vec<u8>, String> {
+    let path = path.to_string();
+    lab.client
+        .spawn(move || {
+            let mut c = TcpStream::connect_timeout(&format!("{SERVER}:8080").parse().unwrap(), Duration::from_secs(3)).map_err(|e| e.to_string())?;
+            c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+            c.write_all(format!("GET {path} HTTP/1.1\r\nHost: server\r\nUser-Agent: live-test\r\n\r\n").as_bytes()).map_err(|e| e.to_string())?;
+            let mut resp = Vec::new();
+            c.read_to_end(&mut resp).map_err(|e| format!("{e} after {} bytes", resp.len()))?;
+            let split = resp.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no response head")?;
+            Ok(resp[split + 4..].to_vec())
+        })
+        .join()
+        .unwrap()
+}
+
+/// Sends `n` UDP datagrams client → server:`port` and returns how many arrived.
+fn udp_burst(lab: &Lab, port: u16, n: usize, gap: Duration) -> usize {
+    let got = Arc::new(AtomicU64::new(0));
+    let g = got.clone();
+    let (tx, rx) = mpsc::channel();
+    let server = lab.server.spawn(move || {
+        let s = UdpSocket::bind((SERVER, port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(700))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 2048];
+        while s.recv(&mut buf).is_ok() {
+            g.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    rx.recv().unwrap();
+    lab.client
+        .spawn(move || {
+            let s = UdpSocket::bind((CLIENT, 0)).unwrap();
+            for i in 0..n {
+                let _ = s.send_to(format!("datagram {i:06} to port {port}").as_bytes(), (SERVER, port));
+                if !gap.is_zero() {
+                    std::thread::sleep(gap);
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    server.join().unwrap();
+    got.load(Ordering::Relaxed) as usize
+}
+
+fn config(extra: &str) -> String {
+    format!("stats:\n  interval: 1\noutputs:\n  eve-log:\n    types: [alert, drop, flow, stats]\n{extra}")
+}
+
+fn xdp_attached(ns: &Netns, dev: &str) -> bool {
+    let out = ns.exec(&["ip", "link", "show", "dev", dev]).unwrap();
+    String::from_utf8_lossy(&out.stdout).contains("xdp")
+}
+
+fn write_rules(lab: &Lab) -> PathBuf {
+    let rules = lab.path("test.rules");
+    std::fs::write(
+        &rules,
+        "drop tcp any any -> any 8080 (msg:\"forbidden path\"; flow:to_server,established; content:\"GET /forbidden\"; sid:1; rev:1;)\n\
+         alert http any any -> any any (msg:\"big download\"; http.uri; content:\"/big\"; sid:2; rev:1;)\n",
+    )
+    .unwrap();
+    rules
+}
+
+#[test]
+fn inline_afxdp_forwards_tcp_unmodified_and_a_drop_rule_blocks_only_its_flow() {
+    if can_run("inline_afxdp_forwards_tcp_unmodified_and_a_drop_rule_blocks_only_its_flow") {
+        inline_bridge("afxdp", "af-xdp");
+    }
+}
+
+#[test]
+fn inline_afpacket_fallback_does_the_same() {
+    if can_run("inline_afpacket_fallback_does_the_same") {
+        inline_bridge("afpacket", "af-packet");
+    }
+}
+
+fn inline_bridge(capture: &str, kind: &str) {
+    let lab = Lab::new(if capture == "afxdp" { "lvi" } else { "lvp" });
+    let rules = write_rules(&lab);
+    let Some(mut d) = Daemon::start(&lab.bridge, &lab, &config(""), &["--inline", "b0,b1", "--capture", capture, "--rules", rules.to_str().unwrap()]) else {
+        return;
+    };
+    // The XDP program is attached for the block map whatever the backend.
+    assert!(xdp_attached(&lab.bridge, "b0") && xdp_attached(&lab.bridge, "b1"));
+    let (log, stop_server) = http_server(&lab);
+    assert_eq!(get(&lab, "/ok1").unwrap(), b"hello /ok1\n");
+    assert_eq!(get(&lab, "/big").unwrap(), big_body(), "1 MB crosses the bridge unmodified");
+    let blocked = get(&lab, "/forbidden");
+    assert!(blocked.is_err(), "the request a drop rule matched got a response: {blocked:?}");
+    assert_eq!(get(&lab, "/ok2").unwrap(), b"hello /ok2\n", "only the matching flow is blocked");
+    stop_server.store(true, Ordering::Relaxed);
+    let seen = log.lock().unwrap().clone();
+    assert!(seen.iter().all(|l| !l.contains("/forbidden")), "the server saw the dropped request: {seen:?}");
+    assert_eq!(seen.len(), 3, "{seen:?}");
+
+    let s = d.summary();
+    assert_eq!(s["capture"]["kind"], kind);
+    assert!(s["capture"]["forwarded"].as_u64().unwrap() > 700, "{s}");
+    assert!(s["capture"]["dropped"].as_u64().unwrap() >= 1, "{s}");
+    let ev = d.events();
+    let alerts: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "alert").collect();
+    let forbidden: Vec<&&Value> = alerts.iter().filter(|e| e["alert"]["signature_id"] == 1).collect();
+    assert!(!forbidden.is_empty() && forbidden.iter().all(|a| a["alert"]["action"] == "blocked"), "{alerts:?}");
+    assert!(alerts.iter().any(|e| e["alert"]["signature_id"] == 2 && e["app_proto"] == "http"), "app-layer rules run live: {alerts:?}");
+    assert!(ev.iter().any(|e| e["event_type"] == "drop"), "a drop event is written");
+    // Every flow was flushed at shutdown.
+    let flows = ev.iter().filter(|e| e["event_type"] == "flow" && e["dest_port"] == 8080).count();
+    assert_eq!(flows, 4, "one flow event per connection");
+    let stats = ev.iter().rev().find(|e| e["event_type"] == "stats").expect("a stats event");
+    if kind == "af-xdp" {
+        assert!(stats["stats"]["capture"]["afxdp"]["rx_ring_full"].is_u64(), "{stats}");
+    }
+    assert!(stats["stats"]["ips"]["blocked"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(!xdp_attached(&lab.bridge, "b0") && !xdp_attached(&lab.bridge, "b1"), "the XDP program is detached at exit");
+    assert!(!d.socket.exists(), "the control socket is removed at exit");
+}
+
+#[test]
+fn blocked_source_is_dropped_in_the_kernel_and_userspace_never_sees_it() {
+    if !can_run("blocked_source_is_dropped_in_the_kernel_and_userspace_never_sees_it") {
+        return;
+    }
+    let lab = Lab::new("lvb");
+    let cfg = config(&format!("capture:\n  allowlist: [\"{SERVER}/32\"]\n"));
+    let Some(mut d) = Daemon::start(&lab.bridge, &lab, &cfg, &["--inline", "b0,b1", "--capture", "afxdp"]) else {
+        return;
+    };
+    let gap = Duration::from_millis(2);
+    assert_eq!(udp_burst(&lab, 9000, 20, gap), 20);
+    let out = d.ctl(&["block", CLIENT, "--for", "10m"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(udp_burst(&lab, 9001, 20, gap), 0, "a blocked source's datagrams do not arrive");
+    let out = d.ctl(&["blocked"]);
+    let list = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = list.lines().find(|l| l.starts_with(CLIENT)).unwrap_or_else(|| panic!("not listed: {list}"));
+    let hits: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(hits >= 20, "the entry's hit counter rose: {line}");
+    let refused = d.ctl(&["block", SERVER]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("allowlist"), "the allowlist is never blocked");
+    let out = d.ctl(&["unblock", CLIENT]);
+    assert!(out.status.success());
+    assert_eq!(udp_burst(&lab, 9002, 20, gap), 20, "unblocked, traffic passes again");
+
+    let s = d.summary();
+    assert!(s["capture"]["xdp"]["blocked"].as_u64().unwrap() >= 20, "{s}");
+    let ev = d.events();
+    let ports: Vec<u64> = ev.iter().filter(|e| e["event_type"] == "flow").filter_map(|e| e["dest_port"].as_u64()).collect();
+    assert!(ports.contains(&9000) && ports.contains(&9002), "{ports:?}");
+    assert!(!ports.contains(&9001), "userspace saw the blocked traffic: {ports:?}");
+}
+
+/// Under overload (a backlog limit of 0 makes any queued frame count) the configured policy
+/// applies: fail-open forwards uninspected, fail-closed drops, both counted.
+#[test]
+fn overload_policy_fail_open_forwards_and_fail_closed_drops() {
+    if !can_run("overload_policy_fail_open_forwards_and_fail_closed_drops") {
+        return;
+    }
+    for (mode, port) in [("open", 9100u16), ("closed", 9101)] {
+        let lab = Lab::new(if mode == "open" { "lvo" } else { "lvx" });
+        let cfg = config(&format!("capture:\n  fail-mode: {mode}\n  backlog-limit: 0\n"));
+        let Some(mut d) = Daemon::start(&lab.bridge, &lab, &cfg, &["--inline", "b0,b1", "--capture", "afxdp"]) else {
+            return;
+        };
+        let sent = 20_000;
+        let got = udp_burst(&lab, port, sent, Duration::ZERO);
+        let s = d.summary();
+        let c = &s["capture"];
+        let (fwd, dropped) = (c["overload_forwarded"].as_u64().unwrap(), c["overload_dropped"].as_u64().unwrap());
+        eprintln!("fail-{mode}: {got} of {sent} arrived; overload forwarded {fwd}, dropped {dropped}; {c}");
+        let (packets, forwarded, port_dropped) = (c["packets"].as_u64().unwrap(), c["forwarded"].as_u64().unwrap(), c["dropped"].as_u64().unwrap());
+        assert_eq!(forwarded + port_dropped, packets, "every frame was forwarded or dropped: {c}");
+        if mode == "open" {
+            assert!(fwd > 0 && dropped == 0, "{c}");
+            assert_eq!(forwarded, packets, "fail-open forwards everything: {c}");
+            assert!(got > 0);
+        } else {
+            assert!(dropped > 0 && fwd == 0, "{c}");
+            assert!(port_dropped >= dropped, "{c}");
+            assert!((got as u64) + dropped <= sent as u64, "{got} + {dropped}");
+        }
+    }
+}
+
+#[test]
+fn tap_with_af_packet_sees_both_directions_and_leaves_traffic_alone() {
+    if !can_run("tap_with_af_packet_sees_both_directions_and_leaves_traffic_alone") {
+        return;
+    }
+    // client —c0/s0— server, the daemon tapping s0 in the server's namespace.
+    let client = Netns::new("lvtc").unwrap();
+    let server = Netns::new("lvts").unwrap();
+    veth(&client, "c0", &server, "s0").unwrap();
+    client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
+    server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
+    let lab = Lab { client, bridge: Netns::new("lvtx").unwrap(), server, dir: tempfile::tempdir().unwrap() };
+    let Some(mut d) = Daemon::start(&lab.server, &lab, &config(""), &["--iface", "s0", "--capture", "afpacket"]) else {
+        return;
+    };
+    let (_, stop_server) = http_server(&lab);
+    assert_eq!(get(&lab, "/tapped").unwrap(), b"hello /tapped\n");
+    assert_eq!(udp_burst(&lab, 9200, 10, Duration::from_millis(1)), 10);
+    stop_server.store(true, Ordering::Relaxed);
+    let s = d.summary();
+    assert_eq!(s["capture"]["kind"], "af-packet");
+    let ev = d.events();
+    let flow = ev.iter().find(|e| e["event_type"] == "flow" && e["dest_port"] == 8080).expect("the HTTP flow");
+    assert!(flow["flow"]["pkts_toserver"].as_u64().unwrap() >= 3 && flow["flow"]["pkts_toclient"].as_u64().unwrap() >= 3, "{flow}");
+    assert_eq!(flow["flow"]["state"], "closed", "{flow}");
+    assert!(ev.iter().any(|e| e["event_type"] == "flow" && e["dest_port"] == 9200));
+}
