@@ -19,6 +19,8 @@ command -v clang >/dev/null || need+=(clang)
 # The namespace tests of the live dataplane: ip netns, and ping across the veth.
 command -v ip >/dev/null || need+=(iproute2)
 command -v ping >/dev/null || need+=(iputils-ping)
+# Hosts whose traffic crosses the tests' userspace bridge turn veth checksum offload off.
+command -v ethtool >/dev/null || need+=(ethtool)
 # libpcap for portcullis-dataplane's `pcap` feature (live capture fallback; on by default).
 [ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
 if [ ${#need[@]} -gt 0 ]; then
