@@ -156,6 +156,27 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
         ),
         None => println!("  app-layer: off (rules with app-layer keywords never match)"),
     }
+    let live = cfg.live_config();
+    let method = live.capture.map_or("auto".to_string(), |k| k.to_string());
+    match cfg.topology() {
+        Some(portcullis_dataplane::live::Topology::Inline(a, b)) => println!(
+            "  capture: inline {a} <-> {b}, {method}, fail-mode {:?} above {} queued frames",
+            cfg.capture.fail_mode.unwrap_or_default(),
+            cfg.capture.backlog_limit.unwrap_or(1024)
+        ),
+        Some(portcullis_dataplane::live::Topology::Tap(ifs)) => println!("  capture: tap {}, {method}", ifs.join(", ")),
+        None => println!("  capture: no interfaces (portcullis run needs --iface or --inline)"),
+    }
+    println!(
+        "  af-xdp: UMEM {} x {} bytes per socket, rings rx {} tx {} fill {} comp {}, zero-copy {:?}",
+        live.afxdp.umem_frames, live.afxdp.frame_size, live.afxdp.rx_ring, live.afxdp.tx_ring, live.afxdp.fill_ring, live.afxdp.comp_ring, live.afxdp.zero_copy
+    );
+    println!(
+        "  control socket: {}; allowlist: {} entr{}",
+        cfg.control.socket.as_deref().unwrap_or(Path::new(portcullis_config::DEFAULT_CONTROL_SOCKET)).display(),
+        cfg.capture.allowlist.len(),
+        if cfg.capture.allowlist.len() == 1 { "y" } else { "ies" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
