@@ -12,6 +12,13 @@ command -v cc >/dev/null || need+=(build-essential)
 # the Suricata package we compare against depends on.
 [ -e /usr/include/hs/hs.h ] || need+=(libhyperscan-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
+# The XDP program (kernels/xdp/) is C compiled by clang against libbpf's headers; without
+# them portcullis-dataplane builds but its XDP API says "not built".
+command -v clang >/dev/null || need+=(clang)
+[ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
+# The namespace tests of the live dataplane: ip netns, and ping across the veth.
+command -v ip >/dev/null || need+=(iproute2)
+command -v ping >/dev/null || need+=(iputils-ping)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -47,9 +47,12 @@ pub mod xdp_stat {
     pub const BLOCKED: u32 = 0;
     /// Frames redirected to an AF_XDP socket.
     pub const REDIRECTED: u32 = 1;
-    /// Frames passed to the kernel stack (no socket on their queue, or not IP).
+    /// Frames passed to the kernel stack: redirect off, or no socket on their queue.
+    /// Non-IP frames (ARP, neighbour discovery's link layer, LLDP) are redirected like the
+    /// rest when redirect is on: inline, the bridge must forward them too.
     pub const PASSED: u32 = 2;
-    /// Frames too short to parse, passed on.
+    /// Frames too short for the headers they announce. Delivered like the rest (redirected
+    /// or passed) but counted only here, so the four counters add up to the frames seen.
     pub const MALFORMED: u32 = 3;
     pub const COUNT: u32 = 4;
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use portcullis_dataplane::decode::DecoderConfig;
+use portcullis_dataplane::live::{AfPacketConfig, AfXdpConfig, BusyPoll, CaptureKind, LiveConfig, PcapConfig, Topology, XdpMode, ZeroCopy};
 use portcullis_flowtable::{FlowConfig, ProtoTimeouts, Timeouts};
 use serde::Deserialize;
 
@@ -50,6 +51,121 @@ pub struct Config {
     pub ml: MlSection,
     #[serde(default)]
     pub app_layer: AppLayerSection,
+    #[serde(default)]
+    pub capture: CaptureSection,
+    #[serde(default)]
+    pub af_xdp: AfXdpSection,
+    #[serde(default)]
+    pub af_packet: AfPacketSection,
+    #[serde(default)]
+    pub pcap: PcapSection,
+    #[serde(default)]
+    pub control: ControlSection,
+    #[serde(default)]
+    pub stats: StatsSection,
+}
+
+/// `capture`: what the daemon (`portcullis run`) listens on and how.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CaptureSection {
+    /// Interfaces to watch (tap mode). Ignored when `inline` is set.
+    #[serde(default)]
+    pub interfaces: Vec<String>,
+    /// Two interfaces to bridge through Portcullis (inline IPS).
+    pub inline: Option<Vec<String>>,
+    /// `auto` (AF_XDP, else AF_PACKET, else libpcap), `af-xdp`, `af-packet` or `pcap`.
+    pub method: Option<String>,
+    /// Inline, when a worker falls behind: `open` forwards frames uninspected, `closed`
+    /// drops them; both are counted.
+    pub fail_mode: Option<FailMode>,
+    /// Frames waiting in a worker's receive ring above which it counts as behind.
+    pub backlog_limit: Option<usize>,
+    /// Attach the XDP program (the block map) also when capturing with AF_PACKET or libpcap.
+    #[serde(default = "yes", deserialize_with = "yes_no")]
+    pub xdp_fast_drop: bool,
+    /// Addresses and networks never blocked by `portcullis block` or the policy.
+    #[serde(default)]
+    pub allowlist: Vec<String>,
+}
+
+/// What an overloaded inline bridge does with frames it cannot inspect.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailMode {
+    /// Forward uninspected: the network keeps working, inspection has a gap.
+    #[default]
+    Open,
+    /// Drop: nothing passes uninspected.
+    Closed,
+}
+
+/// `af-xdp`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AfXdpSection {
+    pub queues: Option<u32>,
+    pub umem_frames: Option<u32>,
+    pub frame_size: Option<u32>,
+    pub rx_ring: Option<u32>,
+    pub tx_ring: Option<u32>,
+    pub fill_ring: Option<u32>,
+    pub comp_ring: Option<u32>,
+    /// `auto`, `yes` or `no`.
+    pub zero_copy: Option<String>,
+    /// `auto`, `driver` or `generic`.
+    pub xdp_mode: Option<String>,
+    pub busy_poll: Option<BusyPollSection>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BusyPollSection {
+    pub usecs: u32,
+    pub budget: u32,
+}
+
+/// `af-packet`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AfPacketSection {
+    pub threads: Option<u32>,
+    pub block_size: Option<ByteSize>,
+    pub block_count: Option<u32>,
+    pub block_timeout: Option<u32>,
+    pub cluster_id: Option<u16>,
+}
+
+/// `pcap`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PcapSection {
+    pub snaplen: Option<u32>,
+    pub buffer_size: Option<ByteSize>,
+    #[serde(default, deserialize_with = "opt_yes_no")]
+    pub promisc: Option<bool>,
+}
+
+/// `control`: the daemon's root-only control socket.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ControlSection {
+    pub socket: Option<PathBuf>,
+}
+
+/// `stats`: how often the daemon writes a `stats` event.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StatsSection {
+    /// Seconds; Suricata's default is 8.
+    pub interval: Option<u32>,
+}
+
+/// Where the control socket lives when the config does not say.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/portcullis/control.sock";
+
+fn opt_yes_no<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    yes_no(d).map(Some)
 }
 
 /// `app-layer`: protocol detection and the HTTP, DNS and TLS parsers, with their caps.
@@ -288,6 +404,25 @@ fn locate(text: &str, message: String) -> String {
     }
 }
 
+/// An address or CIDR network (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`), IPv4 mapped into
+/// IPv6 (prefix + 96), as (address, prefix length).
+pub fn parse_net(s: &str) -> Option<(std::net::Ipv6Addr, u8)> {
+    let (a, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<u8>().ok()?)),
+        None => (s, None),
+    };
+    match a.trim().parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(v4) => {
+            let l = len.unwrap_or(32);
+            (l <= 32).then(|| (v4.to_ipv6_mapped(), l + 96))
+        }
+        std::net::IpAddr::V6(v6) => {
+            let l = len.unwrap_or(128);
+            (l <= 128).then_some((v6, l))
+        }
+    }
+}
+
 /// A byte count written as a number or with a unit: `64kb`, `128mb`, `1gb` (powers of 1024,
 /// as Suricata reads them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -353,6 +488,39 @@ impl Config {
         }
         if self.defrag.trackers == Some(0) {
             return Err(invalid("defrag.trackers", "must be at least 1"));
+        }
+        if let Some(m) = &self.capture.method {
+            if m != "auto" && CaptureKind::parse(m).is_none() {
+                return Err(invalid("capture.method", &format!("`{m}` is not auto, af-xdp, af-packet or pcap")));
+            }
+        }
+        if let Some(i) = &self.capture.inline {
+            if i.len() != 2 || i[0] == i[1] {
+                return Err(invalid("capture.inline", "must name two different interfaces"));
+            }
+        }
+        for a in &self.capture.allowlist {
+            if parse_net(a).is_none() {
+                return Err(invalid("capture.allowlist", &format!("`{a}` is not an address or CIDR network")));
+            }
+        }
+        let x = &self.af_xdp;
+        for (k, v) in [("af-xdp.umem-frames", x.umem_frames), ("af-xdp.rx-ring", x.rx_ring), ("af-xdp.tx-ring", x.tx_ring), ("af-xdp.fill-ring", x.fill_ring), ("af-xdp.comp-ring", x.comp_ring)] {
+            if v.is_some_and(|v| !v.is_power_of_two()) {
+                return Err(invalid(k, "must be a power of two"));
+            }
+        }
+        if x.frame_size.is_some_and(|f| f != 2048 && f != 4096) {
+            return Err(invalid("af-xdp.frame-size", "must be 2048 or 4096"));
+        }
+        if x.zero_copy.as_deref().is_some_and(|z| !matches!(z, "auto" | "yes" | "no")) {
+            return Err(invalid("af-xdp.zero-copy", "must be auto, yes or no"));
+        }
+        if x.xdp_mode.as_deref().is_some_and(|z| !matches!(z, "auto" | "driver" | "generic")) {
+            return Err(invalid("af-xdp.xdp-mode", "must be auto, driver or generic"));
+        }
+        if self.stats.interval == Some(0) {
+            return Err(invalid("stats.interval", "must be at least 1 second"));
         }
         Ok(())
     }
@@ -422,6 +590,67 @@ impl Config {
                 _ => f.clone(),
             })
             .collect()
+    }
+
+    /// The capture settings of `portcullis run`.
+    pub fn live_config(&self) -> LiveConfig {
+        let x = &self.af_xdp;
+        let dx = AfXdpConfig::default();
+        let p = &self.af_packet;
+        let dp = AfPacketConfig::default();
+        let c = &self.pcap;
+        let dc = PcapConfig::default();
+        LiveConfig {
+            capture: self.capture.method.as_deref().and_then(CaptureKind::parse),
+            afxdp: AfXdpConfig {
+                queues: x.queues,
+                umem_frames: x.umem_frames.unwrap_or(dx.umem_frames),
+                frame_size: x.frame_size.unwrap_or(dx.frame_size),
+                rx_ring: x.rx_ring.unwrap_or(dx.rx_ring),
+                tx_ring: x.tx_ring.unwrap_or(dx.tx_ring),
+                fill_ring: x.fill_ring.unwrap_or(dx.fill_ring),
+                comp_ring: x.comp_ring.unwrap_or(dx.comp_ring),
+                zero_copy: match x.zero_copy.as_deref() {
+                    Some("yes") => ZeroCopy::On,
+                    Some("no") => ZeroCopy::Off,
+                    _ => ZeroCopy::Auto,
+                },
+                xdp_mode: match x.xdp_mode.as_deref() {
+                    Some("driver") => XdpMode::Driver,
+                    Some("generic") => XdpMode::Generic,
+                    _ => XdpMode::Auto,
+                },
+                busy_poll: x.busy_poll.map(|b| BusyPoll { usecs: b.usecs, budget: b.budget }),
+            },
+            afpacket: AfPacketConfig {
+                threads: p.threads,
+                block_size: p.block_size.map_or(dp.block_size, |b| u32::try_from(b.0).unwrap_or(u32::MAX)),
+                block_count: p.block_count.unwrap_or(dp.block_count),
+                block_timeout_ms: p.block_timeout.unwrap_or(dp.block_timeout_ms),
+                cluster_id: p.cluster_id,
+            },
+            pcap: PcapConfig {
+                snaplen: c.snaplen.unwrap_or(dc.snaplen),
+                buffer_size: c.buffer_size.map_or(dc.buffer_size, |b| u32::try_from(b.0).unwrap_or(u32::MAX)),
+                promisc: c.promisc.unwrap_or(dc.promisc),
+            },
+            xdp_block: self.capture.xdp_fast_drop,
+        }
+    }
+
+    /// The interfaces of `capture`: the inline pair when set, else the tapped interfaces;
+    /// `None` when there are none.
+    pub fn topology(&self) -> Option<Topology> {
+        match &self.capture.inline {
+            Some(p) if p.len() == 2 => Some(Topology::Inline(p[0].clone(), p[1].clone())),
+            _ if !self.capture.interfaces.is_empty() => Some(Topology::Tap(self.capture.interfaces.clone())),
+            _ => None,
+        }
+    }
+
+    /// `capture.allowlist` as (network address, prefix length) pairs, IPv4 mapped into IPv6.
+    pub fn allowlist(&self) -> Vec<(std::net::Ipv6Addr, u8)> {
+        self.capture.allowlist.iter().filter_map(|a| parse_net(a)).collect()
     }
 
     pub fn decoder_config(&self) -> DecoderConfig {

@@ -16,6 +16,6 @@ mod packet;
 mod writer;
 
 pub use app::AlertApp;
-pub use event::{flow_event, format_timestamp, proto_name, stats_event, DetectStats, FlowEvent, IpsStats, Stats};
+pub use event::{flow_event, format_timestamp, proto_name, stats_event, CaptureStats, DetectStats, FlowEvent, IpsStats, Stats, XdpStats};
 pub use packet::{alert_event, drop_event, ml_alert_event, AlertEvent, AlertRule, DropEvent, DropInfo, DropReason, EveIp, MlFeature, MlVerdict, PacketInfo};
 pub use writer::{EveError, EveWriter};

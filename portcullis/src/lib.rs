@@ -3,11 +3,15 @@
 //! workers that each own one shard of the flow table, and a writer that orders and emits EVE
 //! events. Packets cross threads in batches over bounded crossbeam channels, dispatched by
 //! the flow key's stable hash, and the writer merges the workers' output by batch so that
-//! what is written does not depend on the number of workers. Input: capture files (and, with
-//! the live dataplane, interfaces); output: EVE events and a run summary.
+//! what is written does not depend on the number of workers. Input: capture files; output:
+//! EVE events and a run summary. The live daemon (`live`, `portcullis run`) reuses the
+//! workers' shard and the writer's ordering per batch, but each worker owns a capture port
+//! instead of a channel from a reader, and `control` serves its root-only control socket.
 
+pub mod control;
 pub mod features;
 pub mod inspect;
+pub mod live;
 pub mod ml;
 pub mod replay;
 

@@ -11,6 +11,7 @@ use portcullis::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};
 use portcullis_config::{Config, EventType};
 
 mod rules_cmd;
+mod run_cmd;
 
 /// Portcullis: an inline network IDS/IPS for Linux gateways.
 #[derive(Debug, Parser)]
@@ -37,6 +38,15 @@ enum Command {
     /// Check rule files: what loads, what is skipped and why.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
+    /// Run the daemon: capture on the configured interfaces (tap) or bridge two of them
+    /// (inline IPS) until SIGINT or SIGTERM.
+    Run(run_cmd::RunArgs),
+    /// Drop every packet from an address in the XDP program of the running daemon.
+    Block(run_cmd::BlockArgs),
+    /// Remove an address from the running daemon's block map.
+    Unblock(run_cmd::UnblockArgs),
+    /// List the running daemon's blocked addresses with their hit counters.
+    Blocked(run_cmd::SocketArgs),
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +114,10 @@ fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Features(a) => features(a),
         Command::Rules(c) => rules_cmd::run(c),
+        Command::Run(a) => run_cmd::run(a),
+        Command::Block(a) => run_cmd::block(a),
+        Command::Unblock(a) => run_cmd::unblock(a),
+        Command::Blocked(a) => run_cmd::blocked(a),
     };
     match r {
         Ok(code) => code,
@@ -114,7 +128,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+pub(crate) fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
     match path {
         Some(p) => Ok(Config::load(p)?),
         None => Ok(Config::default()),
@@ -166,7 +180,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     // The config's `rule-files`, then each `--rules` in order.
     let rule_files: Vec<PathBuf> = cfg.rule_paths().into_iter().chain(a.rules.iter().cloned()).collect();
     let engine = if rule_files.is_empty() { None } else { Some(Arc::new(load_engine(&cfg, &rule_files, a.quiet)?)) };
-    let model = model_dir(&a, &cfg)?;
+    let model = model_dir(a.no_ml, a.model.as_ref(), a.config.as_ref(), &cfg)?;
     let threads = a
         .threads
         .or(cfg.threading.workers.filter(|&w| w > 0))
@@ -187,11 +201,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         simulate_ips: a.simulate_ips,
         progress: !a.no_progress && std::io::stderr().is_terminal(),
         model,
-        ml_alert_limit: match cfg.ml.alert_limit {
-            None => Some(AlertLimit::default()),
-            Some(l) if l.count == 0 => None,
-            Some(l) => Some(AlertLimit { count: l.count, seconds: l.seconds }),
-        },
+        ml_alert_limit: alert_limit(&cfg),
     };
     let s = match engine {
         Some(e) => run_replay_with(&opts, Some(e)),
@@ -206,19 +216,28 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `ml.alert-limit` as the engine takes it.
+pub(crate) fn alert_limit(cfg: &Config) -> Option<AlertLimit> {
+    match cfg.ml.alert_limit {
+        None => Some(AlertLimit::default()),
+        Some(l) if l.count == 0 => None,
+        Some(l) => Some(AlertLimit { count: l.count, seconds: l.seconds }),
+    }
+}
+
 /// The model to score flows with: `--model`, else the config's `ml.model` (from the working
 /// directory, then from the config file's directory), else the newest bundled one. `None`
 /// with `--no-ml` or `ml.enabled: no`, and, said in one line, when no bundled model is found.
-fn model_dir(a: &ReplayArgs, cfg: &Config) -> anyhow::Result<Option<PathBuf>> {
-    if a.no_ml || (!cfg.ml.enabled && a.model.is_none()) {
+pub(crate) fn model_dir(no_ml: bool, model: Option<&PathBuf>, config: Option<&PathBuf>, cfg: &Config) -> anyhow::Result<Option<PathBuf>> {
+    if no_ml || (!cfg.ml.enabled && model.is_none()) {
         return Ok(None);
     }
-    if let Some(m) = &a.model {
+    if let Some(m) = model {
         anyhow::ensure!(m.exists(), "--model {}: no such directory", m.display());
         return Ok(Some(m.clone()));
     }
     if let Some(m) = &cfg.ml.model {
-        let beside_config = a.config.as_ref().and_then(|c| c.parent()).map(|d| d.join(m));
+        let beside_config = config.and_then(|c| c.parent()).map(|d| d.join(m));
         let found = std::iter::once(m.clone()).chain(beside_config).find(|p| p.exists());
         return found.map(Some).with_context(|| format!("ml.model {}: no such directory", m.display()));
     }
@@ -231,7 +250,7 @@ fn model_dir(a: &ReplayArgs, cfg: &Config) -> anyhow::Result<Option<PathBuf>> {
 
 /// Loads the rule files and compiles them. Rules that do not load or compile are counted
 /// (and the most common reasons named) on stderr; they never stop the replay.
-fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<Detect> {
+pub(crate) fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<Detect> {
     let (report, _) = rules_cmd::load(cfg, files, None, None).context("cannot load rules")?;
     for e in &report.errors {
         eprintln!("warning: {e}");

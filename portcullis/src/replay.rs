@@ -11,7 +11,8 @@ use portcullis_applayer::AppStats;
 use portcullis_common::{Direction, PacketMeta, Timestamp};
 use portcullis_dataplane::{capture_files, CaptureError, CaptureFile, DecodeStats, Decoded, Decoder, DecoderConfig};
 use portcullis_eve::{
-    alert_event, drop_event, flow_event, AlertApp, ml_alert_event, stats_event, DetectStats, DropInfo, DropReason, EveError, EveWriter, IpsStats, PacketInfo, Stats,
+    alert_event, drop_event, flow_event, ml_alert_event, stats_event, AlertApp, DetectStats, DropInfo, DropReason, EveError, EveWriter, IpsStats, PacketInfo,
+    Stats,
 };
 use portcullis_flowtable::{FlowConfig, FlowRecord, FlowSnapshot, FlowStats, FlowTable, Update};
 use portcullis_stream::{Reassembler, StreamConfig, StreamStats};
@@ -127,7 +128,7 @@ struct BatchPacket {
 /// bytes. Batches go back to the reader once processed, so in steady state neither vector
 /// is allocated again.
 #[derive(Debug, Default)]
-struct Batch {
+pub(crate) struct Batch {
     packets: Vec<BatchPacket>,
     bytes: Vec<u8>,
 }
@@ -135,7 +136,7 @@ struct Batch {
 impl Batch {
     /// Queues a packet, with its bytes when `bytes` is given (`None` when nothing in the
     /// workers reads them: copying them costs about a quarter of a rule-less replay).
-    fn push(&mut self, meta: PacketMeta, bytes: Option<&[u8]>, sub: u8) {
+    pub(crate) fn push(&mut self, meta: PacketMeta, bytes: Option<&[u8]>, sub: u8) {
         let l3 = bytes.and_then(|b| b.get(meta.l3_range())).unwrap_or(&[]);
         let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(l3);
@@ -146,7 +147,7 @@ impl Batch {
         &self.bytes[p.start as usize..(p.start + p.len) as usize]
     }
 
-    fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.packets.clear();
         self.bytes.clear();
     }
@@ -168,7 +169,7 @@ enum PacketEvent {
 /// within the packet). Alerts keep the engine's rule order; a drop comes after them.
 type EventKey = (Timestamp, u64, u8, u32);
 
-struct WorkerOut {
+pub(crate) struct WorkerOut {
     seq: u64,
     records: Vec<FlowRecord>,
     events: Vec<(EventKey, PacketEvent)>,
@@ -176,6 +177,21 @@ struct WorkerOut {
     dropped: Vec<(u64, DropReason)>,
     /// Model alerts raised by the flows this batch scored.
     ml: Vec<MlAlert>,
+}
+
+impl WorkerOut {
+    pub(crate) fn new(seq: u64) -> Self {
+        WorkerOut { seq, records: Vec::new(), events: Vec::new(), dropped: Vec::new(), ml: Vec::new() }
+    }
+
+    /// The `pcap_cnt`s of the frames a drop verdict discarded.
+    pub(crate) fn dropped_frames(&self) -> impl Iterator<Item = u64> + '_ {
+        self.dropped.iter().map(|&(c, _)| c)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.events.is_empty() && self.dropped.is_empty() && self.ml.is_empty()
+    }
 }
 
 /// A flow's state beside its flow-table slot, dropped with the flow.
@@ -281,10 +297,7 @@ impl Streams {
         let got = c.streams[d].segment(&self.cfg, p.tcp_seq, p.tcp_flags, payload, &mut self.out, &mut self.stats);
         // Suricata's "added to the stream": data the reassembler took (delivered now or held
         // for a hole), which detection then inspects as stream rather than as packet alone.
-        let taken = !payload.is_empty()
-            && !depth_before
-            && !p.tcp_flags.has(portcullis_common::TcpFlags::RST)
-            && c.streams[d].base_seq().is_some();
+        let taken = !payload.is_empty() && !depth_before && !p.tcp_flags.has(portcullis_common::TcpFlags::RST) && c.streams[d].base_seq().is_some();
         let (off, pending) = &mut c.pending[d];
         if !got.is_empty() {
             if pending.is_empty() {
@@ -349,7 +362,9 @@ impl<I: Inspector> WorkerDetect<I> {
     /// the flow ended (the capture's last request, say) is inspected at the flow's end.
     fn ended(&mut self, records: &mut [FlowRecord], out: &mut WorkerOut) {
         for r in records {
-            let Some(f) = self.flows.get_mut(r.slot as usize) else { continue };
+            let Some(f) = self.flows.get_mut(r.slot as usize) else {
+                continue;
+            };
             let Some(mut c) = f.take() else { continue };
             r.app_proto = self.engine.app_proto(&c.detect);
             for s in &mut c.streams {
@@ -441,14 +456,12 @@ impl<I: Inspector> WorkerDetect<I> {
         }
         let payload = p.payload_in_l3(l3);
         let (stream, stream_offset) = match (ctx.as_deref_mut(), u) {
-            (Some(c), Some(u)) if p.key.proto == portcullis_common::ipproto::TCP && !p.attach_only => {
-                self.streams.segment(c, u.dir, p, payload)
-            }
+            (Some(c), Some(u)) if p.key.proto == portcullis_common::ipproto::TCP && !p.attach_only => self.streams.segment(c, u.dir, p, payload),
             _ => (None, 0),
         };
         let stream = stream.map(|range| &self.streams.out[range]);
-        let app_other = (p.key.proto == portcullis_common::ipproto::TCP && !self.streams.app_out.is_empty())
-            .then(|| (&self.streams.app_out[..], self.streams.app_off));
+        let app_other =
+            (p.key.proto == portcullis_common::ipproto::TCP && !self.streams.app_out.is_empty()).then(|| (&self.streams.app_out[..], self.streams.app_off));
         // Rules match an ICMP error's own header, not the flow it quotes.
         let own;
         let meta = if p.attach_only {
@@ -501,52 +514,117 @@ impl<I: Inspector> WorkerDetect<I> {
     }
 }
 
+/// One worker's share of the engine: a flow-table shard and what lives beside it (detection
+/// state, the model's scorer). Replay feeds it batches from the reader; the live daemon
+/// feeds it from its own capture port (`crate::live`).
+pub(crate) struct Shard<I: Inspector> {
+    table: FlowTable,
+    det: Option<WorkerDetect<I>>,
+    ml: Option<WorkerMl>,
+    /// App-layer counters taken from the engine so far.
+    app: AppStats,
+}
+
+impl<I: Inspector> Shard<I> {
+    pub(crate) fn new(cfg: FlowConfig, engine: Option<Arc<I>>, ml: Option<WorkerMl>, ips: bool) -> Self {
+        Shard { table: FlowTable::new(cfg), det: engine.map(|e| WorkerDetect::new(e, ips)), ml, app: AppStats::default() }
+    }
+
+    /// Accounts, inspects and scores the batch's packets, then ends the flows whose timeout
+    /// passed at `watermark`.
+    pub(crate) fn process(&mut self, batch: &Batch, watermark: Timestamp, out: &mut WorkerOut) {
+        let Shard { table, det, ml, .. } = self;
+        for bp in &batch.packets {
+            let before = out.records.len();
+            let u = match ml.as_mut() {
+                Some(m) => m.update(table, &bp.meta, &mut out.records),
+                None => table.update(&bp.meta, &mut out.records),
+            };
+            if let Some(d) = det.as_mut() {
+                // Flows that ended on the way may have freed the slot this packet's
+                // flow now occupies: forget them first.
+                let mut ended = out.records.split_off(before);
+                d.ended(&mut ended, out);
+                out.records.extend(ended);
+                d.packet(bp, batch.l3(bp), u, table, out);
+            }
+        }
+        self.expire(watermark, out);
+    }
+
+    /// Ends the flows whose timeout passed at `now` and scores what the batch exported.
+    pub(crate) fn expire(&mut self, now: Timestamp, out: &mut WorkerOut) {
+        let before = out.records.len();
+        match self.ml.as_mut() {
+            Some(m) => {
+                m.expire(&mut self.table, now, &mut out.records);
+                // One scoring call per batch: every export of the batch, checkpoints
+                // of running flows included.
+                m.score(&mut out.ml);
+            }
+            None => self.table.expire(now, &mut out.records),
+        }
+        if let Some(d) = self.det.as_mut() {
+            let mut ended = out.records.split_off(before);
+            d.ended(&mut ended, out);
+            out.records.extend(ended);
+        }
+    }
+
+    /// Ends every flow (reason `shutdown` for those whose timeout has not passed at `now`).
+    pub(crate) fn finish(&mut self, now: Timestamp, out: &mut WorkerOut) {
+        let before = out.records.len();
+        match self.ml.as_mut() {
+            Some(m) => {
+                m.expire(&mut self.table, now, &mut out.records);
+                m.flush(&mut self.table, now, &mut out.records);
+                m.score(&mut out.ml);
+            }
+            None => {
+                self.table.expire(now, &mut out.records);
+                self.table.flush(now, &mut out.records);
+            }
+        }
+        if let Some(d) = self.det.as_mut() {
+            let mut ended = out.records.split_off(before);
+            d.ended(&mut ended, out);
+            out.records.extend(ended);
+        }
+    }
+
+    pub(crate) fn flow_stats(&self) -> &FlowStats {
+        &self.table.stats
+    }
+
+    /// The app-layer counters so far.
+    pub(crate) fn app_stats(&mut self) -> &AppStats {
+        if let Some(d) = self.det.as_mut() {
+            self.app.merge(&d.engine.take_app_stats(&mut d.scratch));
+        }
+        &self.app
+    }
+
+    fn into_stats(mut self) -> (FlowStats, Option<MlWorkerStats>, AppStats) {
+        self.app_stats();
+        (self.table.stats, self.ml.map(|m| m.stats), self.app)
+    }
+}
+
 fn worker<I: Inspector>(
     cfg: FlowConfig,
     engine: Option<Arc<I>>,
-    mut ml: Option<WorkerMl>,
+    ml: Option<WorkerMl>,
     ips: bool,
     rx: Receiver<WorkerMsg>,
     tx: Sender<WorkerOut>,
     recycle: Sender<Batch>,
 ) -> (FlowStats, Option<MlWorkerStats>, AppStats) {
-    let mut table = FlowTable::new(cfg);
-    let mut det = engine.map(|e| WorkerDetect::new(e, ips));
+    let mut shard = Shard::new(cfg, engine, ml, ips);
     for msg in rx {
-        let mut out = WorkerOut { seq: 0, records: Vec::new(), events: Vec::new(), dropped: Vec::new(), ml: Vec::new() };
         match msg {
             WorkerMsg::Batch { seq, watermark, mut batch } => {
-                out.seq = seq;
-                for bp in &batch.packets {
-                    let before = out.records.len();
-                    let u = match ml.as_mut() {
-                        Some(m) => m.update(&mut table, &bp.meta, &mut out.records),
-                        None => table.update(&bp.meta, &mut out.records),
-                    };
-                    if let Some(d) = det.as_mut() {
-                        // Flows that ended on the way may have freed the slot this packet's
-                        // flow now occupies: forget them first.
-                        let mut ended = out.records.split_off(before);
-                        d.ended(&mut ended, &mut out);
-                        out.records.extend(ended);
-                        d.packet(bp, batch.l3(bp), u, &table, &mut out);
-                    }
-                }
-                let before = out.records.len();
-                match ml.as_mut() {
-                    Some(m) => {
-                        m.expire(&mut table, watermark, &mut out.records);
-                        // One scoring call per batch: every export of the batch, checkpoints
-                        // of running flows included.
-                        m.score(&mut out.ml);
-                    }
-                    None => table.expire(watermark, &mut out.records),
-                }
-                if let Some(d) = det.as_mut() {
-                    let mut ended = out.records.split_off(before);
-                    d.ended(&mut ended, &mut out);
-                    out.records.extend(ended);
-                }
+                let mut out = WorkerOut::new(seq);
+                shard.process(&batch, watermark, &mut out);
                 batch.clear();
                 // A full return queue only means the reader has spares enough.
                 let _ = recycle.try_send(batch);
@@ -557,29 +635,13 @@ fn worker<I: Inspector>(
                 }
             }
             WorkerMsg::Finish { seq, now } => {
-                out.seq = seq;
-                match ml.as_mut() {
-                    Some(m) => {
-                        m.expire(&mut table, now, &mut out.records);
-                        m.flush(&mut table, now, &mut out.records);
-                        m.score(&mut out.ml);
-                    }
-                    None => {
-                        table.expire(now, &mut out.records);
-                        table.flush(now, &mut out.records);
-                    }
-                }
-                if let Some(d) = det.as_mut() {
-                    let mut ended = std::mem::take(&mut out.records);
-                    d.ended(&mut ended, &mut out);
-                    out.records = ended;
-                }
+                let mut out = WorkerOut::new(seq);
+                shard.finish(now, &mut out);
                 let _ = tx.send(out);
             }
         }
     }
-    let app = det.as_mut().map(|d| d.engine.take_app_stats(&mut d.scratch)).unwrap_or_default();
-    (table.stats.clone(), ml.map(|m| m.stats), app)
+    shard.into_stats()
 }
 
 /// Where an event goes in a batch's output: (time, 0 for a packet's events or 1 for a flow,
@@ -592,151 +654,206 @@ type OutputKey = (Timestamp, u8, i64, u64, u64, u32);
 
 /// What the writer counted.
 #[derive(Debug, Default)]
-struct WriterTotals {
-    flows: u64,
-    alerts: u64,
-    ml_alerts: u64,
-    suppressed: u64,
-    ml_suppressed: u64,
-    ips: IpsStats,
+pub(crate) struct WriterTotals {
+    pub(crate) flows: u64,
+    pub(crate) alerts: u64,
+    pub(crate) ml_alerts: u64,
+    pub(crate) suppressed: u64,
+    pub(crate) ml_suppressed: u64,
+    pub(crate) ips: IpsStats,
 }
 
-/// Orders and writes events: for each batch, waits for every worker's output, sorts it by
-/// time (packet events by packet time, pcap_cnt and rule order; flow events by the time they
-/// were logged, start and flow id; a packet's events before a flow logged at the same time),
-/// applies cross-flow thresholds in that order and writes it.
+/// What decides which events are written, from the options of a replay or the daemon.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WriteOptions {
+    pub log_flows: bool,
+    pub log_alerts: bool,
+    pub log_drops: bool,
+    pub ml_alert_limit: Option<AlertLimit>,
+}
+
+impl WriteOptions {
+    fn of(o: &ReplayOptions) -> Self {
+        WriteOptions { log_flows: o.log_flows, log_alerts: o.log_alerts, log_drops: o.log_drops, ml_alert_limit: o.ml_alert_limit }
+    }
+}
+
+/// Orders and writes the events of one group of worker outputs: sorts them by time (packet
+/// events by packet time, pcap_cnt and rule order; flow events by the time they were
+/// logged, start and flow id; a packet's events before a flow logged at the same time),
+/// applies cross-flow thresholds in that order and writes them.
+pub(crate) struct EventSink<I: Inspector> {
+    pub(crate) eve: Option<EveWriter>,
+    opts: WriteOptions,
+    engine: Option<Arc<I>>,
+    model: Option<Arc<MlModel>>,
+    pub(crate) totals: WriterTotals,
+    pub(crate) failed: Option<EveError>,
+    threshold: Option<I::Threshold>,
+    limiter: AlertLimiter,
+    /// Flows with an alert written whose flow event is still to come.
+    alerted: HashSet<u64>,
+    blocked: Vec<(u64, DropReason)>,
+    events: Vec<(EventKey, PacketEvent)>,
+    records: Vec<FlowRecord>,
+    ml: Vec<MlAlert>,
+    order: Vec<(OutputKey, u32)>,
+}
+
+impl<I: Inspector> EventSink<I> {
+    pub(crate) fn new(eve: Option<EveWriter>, opts: WriteOptions, engine: Option<Arc<I>>, model: Option<Arc<MlModel>>) -> Self {
+        EventSink {
+            eve,
+            opts,
+            threshold: engine.as_ref().map(|e| e.new_threshold()),
+            engine,
+            model,
+            totals: WriterTotals::default(),
+            failed: None,
+            limiter: AlertLimiter::default(),
+            alerted: HashSet::new(),
+            blocked: Vec::new(),
+            events: Vec::new(),
+            records: Vec::new(),
+            ml: Vec::new(),
+            order: Vec::new(),
+        }
+    }
+
+    pub(crate) fn write_group(&mut self, outs: impl IntoIterator<Item = WorkerOut>) {
+        let EventSink { eve, opts, engine, model, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order } = self;
+        events.clear();
+        records.clear();
+        blocked.clear();
+        ml.clear();
+        for o in outs {
+            blocked.extend(o.dropped);
+            events.extend(o.events);
+            records.extend(o.records);
+            ml.extend(o.ml);
+        }
+        // Sorting small keys with indices, not the events themselves, keeps this cheap.
+        // Indices: packet events, then flow records, then model alerts.
+        order.clear();
+        order.extend(events.iter().enumerate().map(|(i, ((ts, cnt, sub, idx), _))| ((*ts, 0, *cnt as i64, u64::from(*sub), 0, *idx), i as u32)));
+        let ne = events.len() as u32;
+        order.extend(records.iter().enumerate().map(|(i, r)| ((r.logged_at, 1, r.start.0, r.flow_id, 0, 0), ne + i as u32)));
+        let nr = ne + records.len() as u32;
+        order.extend(ml.iter().enumerate().map(|(i, a)| {
+            let cnt = a.pcap_cnt.map_or(i64::MAX, |c| c as i64);
+            ((a.at, 0, cnt, 2, a.flow.flow_id, 0), nr + i as u32)
+        }));
+        order.sort_unstable_by_key(|&(k, _)| k);
+        // A frame is blocked once, whichever of its packets (a tunnel's outer and inner)
+        // was dropped, and for a rule if any of them was.
+        blocked.sort_unstable_by_key(|&(cnt, r)| (cnt, r != DropReason::Rules));
+        blocked.dedup_by_key(|(cnt, _)| *cnt);
+        totals.ips.blocked += blocked.len() as u64;
+        for (_, r) in blocked.iter() {
+            match r {
+                DropReason::Rules => totals.ips.drop_rules += 1,
+                DropReason::FlowDrop => totals.ips.drop_flow += 1,
+            }
+        }
+        for &(_, i) in order.iter() {
+            // Events are counted and thresholds applied even when nothing is written;
+            // serialising is skipped.
+            let writing = eve.is_some() && failed.is_none();
+            let line = if i >= nr {
+                let a = &ml[(i - nr) as usize];
+                let Some(model) = model.as_deref() else {
+                    continue;
+                };
+                if !limiter.admit(opts.ml_alert_limit, a.flow.key.src, a.kind, a.at) {
+                    totals.ml_suppressed += 1;
+                    continue;
+                }
+                totals.ml_alerts += 1;
+                alerted.insert(a.flow.flow_id);
+                if !writing || !opts.log_alerts {
+                    continue;
+                }
+                serde_json::to_vec(&ml_alert_event(&a.flow, a.at, a.pcap_cnt, &model.rule(a.kind, a.severity), a.verdict(model)))
+            } else if i < ne {
+                match &events[i as usize].1 {
+                    PacketEvent::Alert { pkt, flow, alert, blocked, app } => {
+                        let Some(engine) = engine.as_ref() else {
+                            continue;
+                        };
+                        if alert.global_threshold {
+                            let t = threshold.as_mut().expect("threshold state exists with an engine");
+                            if !engine.admit(t, alert, &pkt.key.src, &pkt.key.dst) {
+                                totals.suppressed += 1;
+                                continue;
+                            }
+                        }
+                        totals.alerts += 1;
+                        if let Some(id) = pkt.flow_id {
+                            alerted.insert(id);
+                        }
+                        if !writing || !opts.log_alerts {
+                            continue;
+                        }
+                        let ev = alert_event(pkt, flow.as_ref(), &engine.rule(alert), *blocked);
+                        match app {
+                            Some(app) => serde_json::to_vec(&ev.with_app(app)),
+                            None => serde_json::to_vec(&ev),
+                        }
+                    }
+                    PacketEvent::Drop { pkt, info, reason } => {
+                        if !writing || !opts.log_drops {
+                            continue;
+                        }
+                        serde_json::to_vec(&drop_event(pkt, info, *reason))
+                    }
+                }
+            } else {
+                let mut r = records[(i - ne) as usize];
+                totals.flows += 1;
+                if !alerted.is_empty() {
+                    r.alerted = alerted.remove(&r.flow_id);
+                }
+                if !writing || !opts.log_flows {
+                    continue;
+                }
+                serde_json::to_vec(&flow_event(&r))
+            };
+            if let Some(w) = eve.as_mut() {
+                if let Err(e) = line.map_err(EveError::from).and_then(|l| w.write_raw(&l)) {
+                    // Keep draining so the workers are not blocked; report at the end.
+                    *failed = Some(e);
+                }
+            }
+        }
+    }
+}
+
+/// The replay's writer: for each batch, waits for every worker's output, then writes it
+/// as one group.
 fn writer<I: Inspector>(
     rx: Receiver<WorkerOut>,
     workers: usize,
-    mut eve: Option<EveWriter>,
+    eve: Option<EveWriter>,
     opts: &ReplayOptions,
     engine: Option<Arc<I>>,
     model: Option<Arc<MlModel>>,
 ) -> Result<(Option<EveWriter>, WriterTotals), EveError> {
     let mut pending: BTreeMap<u64, (usize, Vec<WorkerOut>)> = BTreeMap::new();
     let mut next = 0u64;
-    let mut totals = WriterTotals::default();
-    let mut failed: Option<EveError> = None;
-    let mut threshold = engine.as_ref().map(|e| e.new_threshold());
-    let mut limiter = AlertLimiter::default();
-    // Flows with an alert written whose flow event is still to come.
-    let mut alerted: HashSet<u64> = HashSet::new();
-    let mut blocked: Vec<(u64, DropReason)> = Vec::new();
-    let mut events: Vec<(EventKey, PacketEvent)> = Vec::new();
-    let mut records: Vec<FlowRecord> = Vec::new();
-    let mut ml: Vec<MlAlert> = Vec::new();
-    let mut order: Vec<(OutputKey, u32)> = Vec::new();
+    let mut sink = EventSink::new(eve, WriteOptions::of(opts), engine, model);
     for out in rx {
         let e = pending.entry(out.seq).or_insert((0, Vec::new()));
         e.0 += 1;
         e.1.push(out);
         while pending.get(&next).is_some_and(|(n, _)| *n == workers) {
             let (_, outs) = pending.remove(&next).unwrap_or_default();
-            events.clear();
-            records.clear();
-            blocked.clear();
-            ml.clear();
-            for o in outs {
-                blocked.extend(o.dropped);
-                events.extend(o.events);
-                records.extend(o.records);
-                ml.extend(o.ml);
-            }
-            // Sorting small keys with indices, not the events themselves, keeps this cheap.
-            // Indices: packet events, then flow records, then model alerts.
-            order.clear();
-            order.extend(events.iter().enumerate().map(|(i, ((ts, cnt, sub, idx), _))| ((*ts, 0, *cnt as i64, u64::from(*sub), 0, *idx), i as u32)));
-            let ne = events.len() as u32;
-            order.extend(records.iter().enumerate().map(|(i, r)| ((r.logged_at, 1, r.start.0, r.flow_id, 0, 0), ne + i as u32)));
-            let nr = ne + records.len() as u32;
-            order.extend(ml.iter().enumerate().map(|(i, a)| {
-                let cnt = a.pcap_cnt.map_or(i64::MAX, |c| c as i64);
-                ((a.at, 0, cnt, 2, a.flow.flow_id, 0), nr + i as u32)
-            }));
-            order.sort_unstable_by_key(|&(k, _)| k);
-            // A frame is blocked once, whichever of its packets (a tunnel's outer and inner)
-            // was dropped, and for a rule if any of them was.
-            blocked.sort_unstable_by_key(|&(cnt, r)| (cnt, r != DropReason::Rules));
-            blocked.dedup_by_key(|(cnt, _)| *cnt);
-            totals.ips.blocked += blocked.len() as u64;
-            for (_, r) in &blocked {
-                match r {
-                    DropReason::Rules => totals.ips.drop_rules += 1,
-                    DropReason::FlowDrop => totals.ips.drop_flow += 1,
-                }
-            }
-            for &(_, i) in &order {
-                // Events are counted and thresholds applied even when nothing is written;
-                // serialising is skipped.
-                let writing = eve.is_some() && failed.is_none();
-                let line = if i >= nr {
-                    let a = &ml[(i - nr) as usize];
-                    let Some(model) = model.as_deref() else { continue };
-                    if !limiter.admit(opts.ml_alert_limit, a.flow.key.src, a.kind, a.at) {
-                        totals.ml_suppressed += 1;
-                        continue;
-                    }
-                    totals.ml_alerts += 1;
-                    alerted.insert(a.flow.flow_id);
-                    if !writing || !opts.log_alerts {
-                        continue;
-                    }
-                    serde_json::to_vec(&ml_alert_event(&a.flow, a.at, a.pcap_cnt, &model.rule(a.kind, a.severity), a.verdict(model)))
-                } else if i < ne {
-                    match &events[i as usize].1 {
-                        PacketEvent::Alert { pkt, flow, alert, blocked, app } => {
-                            let Some(engine) = engine.as_ref() else { continue };
-                            if alert.global_threshold {
-                                let t = threshold.as_mut().expect("threshold state exists with an engine");
-                                if !engine.admit(t, alert, &pkt.key.src, &pkt.key.dst) {
-                                    totals.suppressed += 1;
-                                    continue;
-                                }
-                            }
-                            totals.alerts += 1;
-                            if let Some(id) = pkt.flow_id {
-                                alerted.insert(id);
-                            }
-                            if !writing || !opts.log_alerts {
-                                continue;
-                            }
-                            let ev = alert_event(pkt, flow.as_ref(), &engine.rule(alert), *blocked);
-                            match app {
-                                Some(app) => serde_json::to_vec(&ev.with_app(app)),
-                                None => serde_json::to_vec(&ev),
-                            }
-                        }
-                        PacketEvent::Drop { pkt, info, reason } => {
-                            if !writing || !opts.log_drops {
-                                continue;
-                            }
-                            serde_json::to_vec(&drop_event(pkt, info, *reason))
-                        }
-                    }
-                } else {
-                    let mut r = records[(i - ne) as usize];
-                    totals.flows += 1;
-                    if !alerted.is_empty() {
-                        r.alerted = alerted.remove(&r.flow_id);
-                    }
-                    if !writing || !opts.log_flows {
-                        continue;
-                    }
-                    serde_json::to_vec(&flow_event(&r))
-                };
-                if let Some(w) = eve.as_mut() {
-                    if let Err(e) = line.map_err(EveError::from).and_then(|l| w.write_raw(&l)) {
-                        // Keep draining so the workers are not blocked; report at the end.
-                        failed = Some(e);
-                    }
-                }
-            }
+            sink.write_group(outs);
             next += 1;
         }
     }
-    match failed {
+    match sink.failed {
         Some(e) => Err(e),
-        None => Ok((eve, totals)),
+        None => Ok((sink.eve, sink.totals)),
     }
 }
 
@@ -773,10 +890,8 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     let wopts = opts.clone();
     let wengine = engine.clone();
     let wmodel = model.clone();
-    let writer_handle = thread::Builder::new()
-        .name("eve-writer".into())
-        .spawn(move || writer(out_rx, n, eve, &wopts, wengine, wmodel))
-        .expect("spawn writer thread");
+    let writer_handle =
+        thread::Builder::new().name("eve-writer".into()).spawn(move || writer(out_rx, n, eve, &wopts, wengine, wmodel)).expect("spawn writer thread");
     // Processed batches come back here; every worker channel holds at most 8 and each worker
     // works on one, so this never has to turn one away in steady state.
     let (recycle_tx, recycle_rx) = bounded::<Batch>(n * 10);
@@ -933,6 +1048,7 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
                 detect: summary.detect,
                 ips: summary.ips,
                 app_layer: summary.app_layer.clone(),
+                capture: None,
             };
             w.write(&stats_event(watermark.max(Timestamp(0)), &stats))?;
         }
@@ -1012,7 +1128,19 @@ mod tests {
             }
             let mut hit = |rule: u32, global_threshold: bool| {
                 let (_, sid, action) = RULES[rule as usize];
-                alerts.push(Alert { rule: RuleId(rule), sid, gid: 1, rev: 1, action, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold , tx_id: None });
+                alerts.push(Alert {
+                    rule: RuleId(rule),
+                    sid,
+                    gid: 1,
+                    rev: 1,
+                    action,
+                    pcap_cnt: m.pcap_cnt,
+                    ts: m.ts,
+                    dir: pkt.dir,
+                    from_stream: false,
+                    global_threshold,
+                    tx_id: None,
+                });
             };
             let mut v = Verdict::default();
             if matches!(m.icmp_type, 8 | 128) && matches!(m.key.proto, ipproto::ICMP | ipproto::ICMPV6) && !m.attach_only {
@@ -1021,7 +1149,12 @@ mod tests {
             if m.key.proto == ipproto::TCP && m.key.dport == 80 && m.tcp_flags.0 & 0x12 == 0x02 {
                 hit(1, true);
             }
-            if m.key.proto == ipproto::TCP && m.key.dport == 443 && pkt.established && pkt.dir == Some(Direction::ToServer) && pkt.payload.first() == Some(&0x16) {
+            if m.key.proto == ipproto::TCP
+                && m.key.dport == 443
+                && pkt.established
+                && pkt.dir == Some(Direction::ToServer)
+                && pkt.payload.first() == Some(&0x16)
+            {
                 hit(2, false);
                 v = Verdict { drop: true, drop_flow: true, pass_flow: false };
             }
@@ -1292,7 +1425,19 @@ mod established {
                 _ => return Verdict::default(),
             };
             if pkt.established {
-                alerts.push(Alert { rule: RuleId(0), sid, gid: 1, rev: 0, action: Action::Alert, pcap_cnt: m.pcap_cnt, ts: m.ts, dir: pkt.dir, from_stream: false, global_threshold: false , tx_id: None });
+                alerts.push(Alert {
+                    rule: RuleId(0),
+                    sid,
+                    gid: 1,
+                    rev: 0,
+                    action: Action::Alert,
+                    pcap_cnt: m.pcap_cnt,
+                    ts: m.ts,
+                    dir: pkt.dir,
+                    from_stream: false,
+                    global_threshold: false,
+                    tx_id: None,
+                });
             }
             Verdict::default()
         }
@@ -1317,7 +1462,8 @@ mod established {
             })
             .collect();
         let out = tempfile::NamedTempFile::new().unwrap();
-        let opts = ReplayOptions { inputs: vec![root.join("../configs/demo/demo.pcap")], threads: 2, eve: Some(out.path().to_path_buf()), ..ReplayOptions::default() };
+        let opts =
+            ReplayOptions { inputs: vec![root.join("../configs/demo/demo.pcap")], threads: 2, eve: Some(out.path().to_path_buf()), ..ReplayOptions::default() };
         run_replay_with(&opts, Some(Arc::new(Established))).unwrap();
         let got: BTreeSet<(u64, u64)> = std::fs::read_to_string(out.path())
             .unwrap()

@@ -7,6 +7,10 @@
 //! saying why each was passed over) and each port is an enum matched once per batch, never
 //! per packet.
 //!
+//! Tapping with AF_XDP takes the frames from the kernel stack (they are redirected to
+//! Portcullis, not copied): right for a SPAN or mirror port only. `auto` therefore taps with
+//! AF_PACKET and bridges with AF_XDP.
+//!
 //! [`Port::poll`] hands the worker a batch of frames borrowed from the kernel's ring (UMEM
 //! for AF_XDP, the TPACKET_V3 block for AF_PACKET) with one verdict slot per frame. Inline,
 //! the port then transmits every frame whose slot is still `true` on the other interface of
@@ -345,15 +349,22 @@ pub struct Capture {
     pub notes: Vec<String>,
 }
 
-/// Opens the capture for `topology`: the configured backend, or the first of AF_XDP,
-/// AF_PACKET, libpcap that opens every interface, each one passed over named in
-/// [`Capture::notes`] with why.
+/// Opens the capture for `topology`: the configured backend, or the first that opens every
+/// interface (inline: AF_XDP, AF_PACKET, libpcap; tapping: AF_PACKET, libpcap, since AF_XDP
+/// takes frames from the kernel stack), each one passed over named in [`Capture::notes`]
+/// with why.
 pub fn open(cfg: &LiveConfig, topology: &Topology) -> Result<Capture, LiveError> {
     let order: &[CaptureKind] = match cfg.capture {
         Some(CaptureKind::AfXdp) => &[CaptureKind::AfXdp],
         Some(CaptureKind::AfPacket) => &[CaptureKind::AfPacket],
         Some(CaptureKind::Pcap) => &[CaptureKind::Pcap],
-        None => &[CaptureKind::AfXdp, CaptureKind::AfPacket, CaptureKind::Pcap],
+        // Inline, Portcullis forwards every frame itself, so AF_XDP taking frames away from
+        // the kernel is the point.
+        None if topology.is_inline() => &[CaptureKind::AfXdp, CaptureKind::AfPacket, CaptureKind::Pcap],
+        // Tapping, AF_XDP would take the frames away from the kernel stack too: right for a
+        // SPAN port, but on a gateway's own interfaces it would stop the gateway routing. So
+        // `auto` taps with AF_PACKET, which sees copies; AF_XDP taps only when asked for.
+        None => &[CaptureKind::AfPacket, CaptureKind::Pcap],
     };
     let mut notes = Vec::new();
     let mut reasons = Vec::new();

@@ -1,0 +1,275 @@
+//! The daemon's control socket: a Unix stream socket, one JSON request per line and one JSON
+//! reply per line, so `portcullis block`, the console (later) and scripts (`socat`, `nc -U`)
+//! speak the same protocol.
+//!
+//! Only root may use it: the socket is created mode 0600 in a directory of mode 0700, both
+//! owned by the daemon's user (root), so the file system refuses everyone else before a
+//! byte is read.
+//!
+//! Requests: `{"cmd":"block","addr":"192.0.2.7","for_secs":600}` (no `for_secs`: until
+//! unblocked), `{"cmd":"unblock","addr":"192.0.2.7"}`, `{"cmd":"blocked"}`,
+//! `{"cmd":"stats"}`. Replies: `{"ok":true,...}` or `{"ok":false,"error":"..."}`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::live::Control;
+
+/// Longest request line accepted; anything longer is refused.
+const MAX_REQUEST: u64 = 4096;
+
+/// A listening control socket; the file is removed when the server stops.
+#[derive(Debug)]
+pub struct ControlServer {
+    path: PathBuf,
+    handle: Option<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl ControlServer {
+    /// Binds `path` (creating its directory, mode 0700, when missing) and serves requests on
+    /// a thread until `stop` is called or the daemon's `stop` flag is set. A stale socket
+    /// file from a daemon that died is replaced; a live one is an error (another daemon).
+    pub fn start(path: &Path, control: Control, daemon_stop: Arc<AtomicBool>) -> std::io::Result<ControlServer> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            }
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("{}: another Portcullis daemon is listening here", path.display())));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = thread::Builder::new().name("control".into()).spawn(move || {
+            while !s.load(Ordering::Relaxed) && !daemon_stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => serve(stream, &control),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(50)),
+                    Err(e) => {
+                        eprintln!("warning: control socket: {e}");
+                        thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+        })?;
+        Ok(ControlServer { path: path.to_path_buf(), handle: Some(handle), stop })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Answers every request line of one connection.
+fn serve(stream: UnixStream, control: &Control) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let Ok(mut w) = stream.try_clone() else { return };
+    let mut r = BufReader::new(stream.take_limited());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match r.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let reply = match serde_json::from_str::<Value>(line.trim()) {
+            Ok(req) => handle(&req, control),
+            Err(e) => json!({ "ok": false, "error": format!("not a JSON request: {e}") }),
+        };
+        if writeln!(w, "{reply}").is_err() {
+            return;
+        }
+    }
+}
+
+trait TakeLimited {
+    fn take_limited(self) -> std::io::Take<UnixStream>;
+}
+
+impl TakeLimited for UnixStream {
+    fn take_limited(self) -> std::io::Take<UnixStream> {
+        std::io::Read::take(self, MAX_REQUEST * 64)
+    }
+}
+
+fn err(msg: impl Into<String>) -> Value {
+    json!({ "ok": false, "error": msg.into() })
+}
+
+/// One request, one reply.
+pub fn handle(req: &Value, control: &Control) -> Value {
+    let cmd = req.get("cmd").and_then(Value::as_str).unwrap_or("");
+    let addr = || -> Result<IpAddr, Value> {
+        let a = req.get("addr").and_then(Value::as_str).ok_or_else(|| err("`addr` is missing"))?;
+        a.parse::<IpAddr>().map_err(|_| err(format!("`{a}` is not an IPv4 or IPv6 address")))
+    };
+    let blocklist = || control.blocklist.as_ref().ok_or_else(|| err(format!("no block map: {}", control.blocklist_missing.as_deref().unwrap_or("XDP is not attached"))));
+    match cmd {
+        "block" => {
+            let ip = match addr() {
+                Ok(ip) => ip,
+                Err(e) => return e,
+            };
+            if control.allowed(ip) {
+                return err(format!("{ip} is in capture.allowlist and is never blocked"));
+            }
+            let duration = req.get("for_secs").and_then(Value::as_u64).filter(|&s| s > 0).map(Duration::from_secs);
+            let b = match blocklist() {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            match b.block(ip, duration) {
+                Ok(()) => json!({ "ok": true, "addr": ip.to_string(), "for_secs": duration.map(|d| d.as_secs()) }),
+                Err(e) => err(e.to_string()),
+            }
+        }
+        "unblock" => {
+            let ip = match addr() {
+                Ok(ip) => ip,
+                Err(e) => return e,
+            };
+            let b = match blocklist() {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            match b.unblock(ip) {
+                Ok(was) => json!({ "ok": true, "addr": ip.to_string(), "was_blocked": was }),
+                Err(e) => err(e.to_string()),
+            }
+        }
+        "blocked" => {
+            let b = match blocklist() {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            match b.list() {
+                Ok(list) => {
+                    let entries: Vec<Value> = list
+                        .iter()
+                        .map(|e| json!({ "addr": e.ip.to_string(), "expires_in_secs": e.expires_in.map(|d| d.as_secs()), "hits": e.hits, "bytes": e.bytes }))
+                        .collect();
+                    json!({ "ok": true, "blocked": entries })
+                }
+                Err(e) => err(e.to_string()),
+            }
+        }
+        "stats" => match control.last_stats.lock().ok().and_then(|s| s.clone()) {
+            Some(s) => json!({ "ok": true, "stats": s }),
+            None => err("no stats yet (the first round is written after stats.interval)"),
+        },
+        "" => err("`cmd` is missing"),
+        other => err(format!("unknown command `{other}` (block, unblock, blocked, stats)")),
+    }
+}
+
+/// Sends one request to the daemon listening on `path` and returns its reply.
+pub fn request(path: &Path, req: &Value) -> std::io::Result<Value> {
+    let mut s = UnixStream::connect(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e} (is `portcullis run` running, and are you root?)", path.display())))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    writeln!(s, "{req}")?;
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line)?;
+    serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad reply from the daemon: {e}")))
+}
+
+/// `10m`, `30s`, `2h`, `1d` or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 10m, 2h, 1d)"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => return Err(format!("unknown unit `{other}` in `{s}` (s, m, h or d)")),
+    };
+    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(|| format!("`{s}` is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn control(allow: &[(&str, u8)]) -> Control {
+        Control {
+            blocklist: None,
+            blocklist_missing: Some("XDP fast drop unavailable: test".into()),
+            allowlist: allow.iter().map(|(a, l)| (a.parse().unwrap(), *l)).collect(),
+            last_stats: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("45"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
+        assert!(parse_duration("10 parsecs").is_err());
+        assert!(parse_duration("m").is_err());
+    }
+
+    #[test]
+    fn requests_are_checked_before_the_block_map_is_touched() {
+        let c = control(&[("::ffff:10.0.0.0", 104)]);
+        let r = handle(&json!({"cmd": "block", "addr": "10.1.2.3"}), &c);
+        assert_eq!(r["ok"], false);
+        assert!(r["error"].as_str().unwrap().contains("allowlist"), "{r}");
+        let r = handle(&json!({"cmd": "block", "addr": "192.0.2.1"}), &c);
+        assert!(r["error"].as_str().unwrap().contains("no block map: XDP fast drop unavailable"), "{r}");
+        let r = handle(&json!({"cmd": "block", "addr": "not-an-ip"}), &c);
+        assert!(r["error"].as_str().unwrap().contains("not an IPv4 or IPv6"), "{r}");
+        let r = handle(&json!({"cmd": "reboot"}), &c);
+        assert!(r["error"].as_str().unwrap().contains("unknown command"), "{r}");
+        assert!(!c.allowed("192.0.2.1".parse().unwrap()));
+        assert!(c.allowed("10.255.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn socket_round_trip_and_cleanup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/control.sock");
+        let c = control(&[]);
+        *c.last_stats.lock().unwrap() = Some(json!({"event_type": "stats"}));
+        let stop = Arc::new(AtomicBool::new(false));
+        let server = ControlServer::start(&path, c.clone(), stop.clone()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let dmode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(dmode, 0o700);
+        let r = request(&path, &json!({"cmd": "stats"})).unwrap();
+        assert_eq!(r["stats"]["event_type"], "stats");
+        assert!(ControlServer::start(&path, c, stop).is_err(), "a second daemon on the same socket is refused");
+        drop(server);
+        assert!(!path.exists(), "the socket file is removed");
+    }
+}

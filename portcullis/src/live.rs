@@ -1,0 +1,477 @@
+//! The live daemon's engine (`portcullis run`): capture ports → run-to-completion workers →
+//! EVE.
+//!
+//! Unlike replay, whose reader dispatches every packet by flow hash, each worker here owns
+//! one capture port (an AF_XDP queue, an AF_PACKET fanout member) and the flow-table shard of
+//! the flows that port sees, as Suricata's `workers` runmode does: the kernel's symmetric
+//! hash (AF_PACKET fanout, or RSS configured symmetric) keeps both directions of a flow on
+//! one port. A worker decodes, tracks, inspects and scores a batch, and, inline, gives the
+//! port its verdicts before the batch's frames are forwarded, so a drop rule stops the packet
+//! that matched it. Events go to one writer thread in the order workers finish batches.
+
+use std::net::Ipv6Addr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, RecvTimeoutError, Sender};
+use portcullis_applayer::AppStats;
+use portcullis_common::xdp::xdp_stat;
+use portcullis_common::PacketMeta;
+use portcullis_dataplane::live::xdp::{Blocklist, XdpProgram};
+use portcullis_dataplane::live::{self, Capture, LiveConfig, LiveError, Port, PortStats, Topology};
+use portcullis_dataplane::{DecodeStats, Decoded, Decoder, DecoderConfig, Frame, LinkType};
+use portcullis_eve::{stats_event, CaptureStats, DetectStats, EveError, EveWriter, IpsStats, Stats, XdpStats};
+use portcullis_flowtable::{FlowConfig, FlowStats};
+
+use crate::inspect::{Inspector, NoRules};
+use crate::ml::{load_model, AlertLimit, ModelError, WorkerMl};
+use crate::replay::{Batch, EventSink, Shard, WorkerOut, WriteOptions};
+
+/// What an overloaded inline worker does with the frames it has no time to inspect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Forward them uninspected (counted): the network keeps working.
+    #[default]
+    Open,
+    /// Drop them (counted): nothing passes uninspected.
+    Closed,
+}
+
+/// How the daemon runs.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    pub topology: Topology,
+    pub capture: LiveConfig,
+    /// Frames per poll and per inspection batch.
+    pub batch_size: usize,
+    pub flow: FlowConfig,
+    pub decoder: DecoderConfig,
+    pub eve: Option<PathBuf>,
+    pub log_flows: bool,
+    pub log_stats: bool,
+    pub log_alerts: bool,
+    pub log_drops: bool,
+    pub model: Option<PathBuf>,
+    pub ml_alert_limit: Option<AlertLimit>,
+    pub fail_mode: FailMode,
+    /// Frames waiting in a port's ring above which its worker counts as overloaded.
+    pub backlog_limit: usize,
+    /// Seconds between `stats` events.
+    pub stats_interval: Duration,
+    /// Networks `block` refuses, as (IPv6 or IPv4-mapped address, prefix length).
+    pub allowlist: Vec<(Ipv6Addr, u8)>,
+}
+
+impl LiveOptions {
+    pub fn new(topology: Topology) -> Self {
+        LiveOptions {
+            topology,
+            capture: LiveConfig::default(),
+            batch_size: 256,
+            flow: FlowConfig::default(),
+            decoder: DecoderConfig::default(),
+            eve: None,
+            log_flows: true,
+            log_stats: true,
+            log_alerts: true,
+            log_drops: true,
+            model: None,
+            ml_alert_limit: Some(AlertLimit::default()),
+            fail_mode: FailMode::Open,
+            backlog_limit: 1024,
+            stats_interval: Duration::from_secs(8),
+            allowlist: Vec::new(),
+        }
+    }
+}
+
+/// A failure of the daemon itself.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveRunError {
+    #[error(transparent)]
+    Capture(#[from] LiveError),
+    #[error(transparent)]
+    Eve(#[from] EveError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("a worker thread panicked")]
+    WorkerPanic,
+}
+
+/// What a run did, for the summary printed at exit.
+#[derive(Debug, Clone, Default)]
+pub struct LiveSummary {
+    pub kind: &'static str,
+    /// One line per port (`"veth0 queue 0: af-xdp copy mode"`).
+    pub ports: Vec<String>,
+    /// What was chosen and why (fallbacks, copy mode, XDP attach).
+    pub notes: Vec<String>,
+    pub elapsed: Duration,
+    pub decoder: DecodeStats,
+    pub flow: FlowStats,
+    pub capture: CaptureStats,
+    pub detect: Option<DetectStats>,
+    pub ips: Option<IpsStats>,
+    pub app_layer: Option<AppStats>,
+    pub flows: u64,
+    pub events_written: u64,
+}
+
+/// The counters one worker reports: its port's, its shard's and its own.
+#[derive(Clone, Debug, Default)]
+struct WorkerStats {
+    port: PortStats,
+    decoder: DecodeStats,
+    flow: FlowStats,
+    app: AppStats,
+    overload_forwarded: u64,
+    overload_dropped: u64,
+}
+
+enum LiveMsg {
+    Out(WorkerOut),
+    Stats(usize, Box<WorkerStats>),
+}
+
+/// What the capture opened, handed to `run_live`'s `on_ready` before any frame is read.
+#[derive(Debug)]
+pub struct Started<'a> {
+    pub kind: &'static str,
+    pub ports: &'a [String],
+    pub notes: &'a [String],
+}
+
+/// Shared between the daemon's threads and its control socket: the block map and the
+/// counters of the latest stats round.
+#[derive(Clone, Debug)]
+pub struct Control {
+    pub blocklist: Option<Blocklist>,
+    /// Why there is no block map, when there is none.
+    pub blocklist_missing: Option<String>,
+    pub allowlist: Vec<(Ipv6Addr, u8)>,
+    /// The last `stats` event, as written.
+    pub last_stats: Arc<Mutex<Option<serde_json::Value>>>,
+}
+
+impl Control {
+    /// Whether `ip` lies in the allowlist.
+    pub fn allowed(&self, ip: std::net::IpAddr) -> bool {
+        let v6 = match ip {
+            std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+            std::net::IpAddr::V6(v6) => v6,
+        };
+        self.allowlist.iter().any(|&(net, len)| {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            u128::from(v6) & mask == u128::from(net) & mask
+        })
+    }
+}
+
+/// Opens the capture (say what was chosen on stderr), then runs until `stop` is set,
+/// inspecting with `engine` when given. `on_ready` is called once every port is open, with
+/// the handle the control socket uses.
+pub fn run_live<I: Inspector>(
+    opts: &LiveOptions,
+    engine: Option<Arc<I>>,
+    stop: Arc<AtomicBool>,
+    on_ready: impl FnOnce(&Control, &Started<'_>),
+) -> Result<LiveSummary, LiveRunError> {
+    let started = Instant::now();
+    let capture = live::open(&opts.capture, &opts.topology)?;
+    let Capture { kind, ports, xdp, notes } = capture;
+    let n = ports.len().max(1);
+    let (model, mut scorers) = match &opts.model {
+        Some(dir) => {
+            let (m, s) = load_model(dir, n)?;
+            (Some(m), s)
+        }
+        None => (None, Vec::new()),
+    };
+    let eve = match &opts.eve {
+        Some(p) => Some(EveWriter::open(p)?),
+        None => None,
+    };
+    let control = Control {
+        blocklist: xdp.as_ref().map(XdpProgram::blocklist),
+        blocklist_missing: match &xdp {
+            Some(_) => None,
+            None => Some(notes.iter().find(|n| n.contains("XDP")).cloned().unwrap_or_else(|| "the XDP program is not attached".into())),
+        },
+        allowlist: opts.allowlist.clone(),
+        last_stats: Arc::new(Mutex::new(None)),
+    };
+    let descriptions: Vec<String> = ports.iter().map(Port::describe).collect();
+    on_ready(&control, &Started { kind: kind.name(), ports: &descriptions, notes: &notes });
+
+    let mut flow_cfg = opts.flow;
+    flow_cfg.memcap = (flow_cfg.memcap / n as u64).max(1 << 16);
+    flow_cfg.features = model.is_some();
+    let inline = opts.topology.is_inline();
+
+    let (tx, rx) = bounded::<LiveMsg>(n * 64);
+    let mut handles = Vec::with_capacity(n);
+    for (i, port) in ports.into_iter().enumerate() {
+        let tx = tx.clone();
+        let engine = engine.clone();
+        let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
+        let stop = stop.clone();
+        let w = WorkerSettings {
+            index: i,
+            flow: flow_cfg,
+            decoder: opts.decoder,
+            batch_size: opts.batch_size.max(1),
+            inline,
+            fail_mode: opts.fail_mode,
+            backlog_limit: opts.backlog_limit,
+            stats_interval: opts.stats_interval,
+        };
+        handles.push(
+            thread::Builder::new()
+                .name(format!("live-worker-{i}"))
+                .spawn(move || live_worker(w, port, engine, ml, tx, stop))
+                .expect("spawn worker thread"),
+        );
+    }
+    drop(tx);
+
+    let wopts = WriteOptions { log_flows: opts.log_flows, log_alerts: opts.log_alerts, log_drops: opts.log_drops, ml_alert_limit: opts.ml_alert_limit };
+    let mut sink = EventSink::new(eve, wopts, engine.clone(), model.clone());
+    let mut latest: Vec<WorkerStats> = vec![WorkerStats::default(); n];
+    let mut next_stats = Instant::now() + opts.stats_interval;
+    let has_rules = engine.is_some();
+    let snapshot = |latest: &[WorkerStats], sink: &EventSink<I>, xdp: Option<&XdpProgram>| -> Stats {
+        let mut w = WorkerStats::default();
+        for s in latest {
+            w.port.merge(&s.port);
+            w.decoder.merge(&s.decoder);
+            w.flow.merge(&s.flow);
+            w.app.merge(&s.app);
+            w.overload_forwarded += s.overload_forwarded;
+            w.overload_dropped += s.overload_dropped;
+        }
+        let t = &sink.totals;
+        let xdp = xdp.and_then(|x| {
+            let c = x.stats().ok()?;
+            let mut entries = x.blocklist().list().unwrap_or_default();
+            entries.sort_by(|a, b| b.hits.cmp(&a.hits));
+            entries.truncate(100);
+            Some(XdpStats {
+                blocked: c[xdp_stat::BLOCKED as usize],
+                redirected: c[xdp_stat::REDIRECTED as usize],
+                passed: c[xdp_stat::PASSED as usize],
+                malformed: c[xdp_stat::MALFORMED as usize],
+                entries,
+            })
+        });
+        Stats {
+            uptime_secs: started.elapsed().as_secs(),
+            decoder: w.decoder,
+            flow: w.flow,
+            capture_errors: 0,
+            detect: (has_rules || model.is_some())
+                .then_some(DetectStats { alert: t.alerts + t.ml_alerts, alerts_suppressed: t.suppressed + t.ml_suppressed }),
+            ips: inline.then(|| {
+                let mut ips = t.ips;
+                ips.blocked = w.port.dropped + w.overload_dropped;
+                ips.accepted = w.port.packets.saturating_sub(ips.blocked);
+                ips
+            }),
+            app_layer: has_rules.then_some(w.app),
+            capture: Some(CaptureStats {
+                kind: kind.name(),
+                port: w.port,
+                inline,
+                overload_forwarded: w.overload_forwarded,
+                overload_dropped: w.overload_dropped,
+                xdp,
+            }),
+        }
+    };
+    let write_stats = |sink: &mut EventSink<I>, latest: &[WorkerStats]| -> Stats {
+        let stats = snapshot(latest, sink, xdp.as_ref());
+        let ev = stats_event(live::now(), &stats);
+        if opts.log_stats {
+            if let Some(w) = sink.eve.as_mut() {
+                if let Err(e) = w.write(&ev).and_then(|()| w.flush()) {
+                    sink.failed.get_or_insert(e);
+                }
+            }
+        }
+        if let Ok(mut l) = control.last_stats.lock() {
+            *l = Some(ev);
+        }
+        stats
+    };
+    loop {
+        let wait = next_stats.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(LiveMsg::Out(out)) => {
+                sink.write_group([out]);
+            }
+            Ok(LiveMsg::Stats(i, s)) => latest[i] = *s,
+            Err(RecvTimeoutError::Timeout) => {
+                next_stats += opts.stats_interval;
+                write_stats(&mut sink, &latest);
+                // Expired block entries leave the map; their counters were in the last stats.
+                if let Some(b) = &control.blocklist {
+                    let _ = b.sweep();
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for h in handles {
+        h.join().map_err(|_| LiveRunError::WorkerPanic)?;
+    }
+    let stats = write_stats(&mut sink, &latest);
+    if let Some(e) = sink.failed.take() {
+        return Err(e.into());
+    }
+    let mut events_written = 0;
+    if let Some(w) = sink.eve.as_mut() {
+        w.flush()?;
+        events_written = w.events();
+    }
+    // The XDP program detaches here, after the last counters were read.
+    drop(xdp);
+    Ok(LiveSummary {
+        kind: kind.name(),
+        ports: descriptions,
+        notes,
+        elapsed: started.elapsed(),
+        decoder: stats.decoder,
+        flow: stats.flow,
+        capture: stats.capture.unwrap_or_default(),
+        detect: stats.detect,
+        ips: stats.ips,
+        app_layer: stats.app_layer,
+        flows: sink.totals.flows,
+        events_written,
+    })
+}
+
+/// Runs without rules.
+pub fn run_live_plain(opts: &LiveOptions, stop: Arc<AtomicBool>, on_ready: impl FnOnce(&Control, &Started<'_>)) -> Result<LiveSummary, LiveRunError> {
+    run_live::<NoRules>(opts, None, stop, on_ready)
+}
+
+#[derive(Clone, Copy, Debug)]
+struct WorkerSettings {
+    index: usize,
+    flow: FlowConfig,
+    decoder: DecoderConfig,
+    batch_size: usize,
+    inline: bool,
+    fail_mode: FailMode,
+    backlog_limit: usize,
+    stats_interval: Duration,
+}
+
+/// How long a poll waits for frames: also how quickly a worker notices `stop` and how late an
+/// idle worker expires flows.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+
+fn live_worker<I: Inspector>(w: WorkerSettings, mut port: Port, engine: Option<Arc<I>>, ml: Option<WorkerMl>, tx: Sender<LiveMsg>, stop: Arc<AtomicBool>) {
+    let with_bytes = engine.is_some();
+    let mut shard = Shard::new(w.flow, engine, ml, w.inline);
+    let mut decoder = Decoder::new(w.decoder);
+    let mut batch = Batch::default();
+    let mut pcap_cnt = 0u64;
+    let mut clock = live::now();
+    let mut overload = (0u64, 0u64);
+    let mut next_stats = Instant::now();
+    let mut dead = false;
+    while !stop.load(Ordering::Relaxed) && !dead {
+        let overloaded = w.inline && port.backlog() > w.backlog_limit;
+        let r = port.poll(w.batch_size, POLL_TIMEOUT, |frames, verdicts| {
+            if overloaded {
+                // The ring holds more than the worker can inspect in time: apply the
+                // configured policy to this batch instead of inspecting it.
+                match w.fail_mode {
+                    FailMode::Open => overload.0 += frames.len() as u64,
+                    FailMode::Closed => {
+                        overload.1 += frames.len() as u64;
+                        verdicts.fill(false);
+                    }
+                }
+                return;
+            }
+            batch.clear();
+            let first = pcap_cnt + 1;
+            for f in frames {
+                pcap_cnt += 1;
+                clock = clock.max(f.ts);
+                let frame = Frame { ts: f.ts, orig_len: f.orig_len, link: LinkType::Ethernet, data: f.data, offset: 0 };
+                let decoded = decoder.decode(&frame, pcap_cnt);
+                let mut push = |mut meta: PacketMeta, sub: u8| {
+                    meta.clock = clock;
+                    let bytes = with_bytes.then(|| decoder.packet_bytes(&meta, f.data));
+                    batch.push(meta, bytes, sub);
+                };
+                match decoded {
+                    Decoded::Packet(meta) => push(meta, 0),
+                    Decoded::Tunneled { outer, inner } => {
+                        push(outer, 0);
+                        push(inner, 1);
+                    }
+                    _ => {}
+                }
+            }
+            let mut out = WorkerOut::new(0);
+            shard.process(&batch, clock, &mut out);
+            for c in out.dropped_frames() {
+                if let Some(v) = c.checked_sub(first).and_then(|i| verdicts.get_mut(i as usize)) {
+                    *v = false;
+                }
+            }
+            if !out.is_empty() && tx.send(LiveMsg::Out(out)).is_err() {
+                dead = true;
+            }
+        });
+        match r {
+            Ok(0) => {
+                // Idle: flows still time out on the wall clock.
+                clock = clock.max(live::now());
+                let mut out = WorkerOut::new(0);
+                shard.expire(clock, &mut out);
+                if !out.is_empty() && tx.send(LiveMsg::Out(out)).is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("error: {}: {e}; this worker stops", port.describe());
+                break;
+            }
+        }
+        if Instant::now() >= next_stats {
+            next_stats = Instant::now() + w.stats_interval / 2;
+            let s = snapshot(&port, &decoder, &mut shard, overload);
+            if tx.send(LiveMsg::Stats(w.index, Box::new(s))).is_err() {
+                break;
+            }
+        }
+    }
+    decoder.flush();
+    let mut out = WorkerOut::new(0);
+    shard.finish(clock.max(live::now()), &mut out);
+    let _ = tx.send(LiveMsg::Out(out));
+    let s = snapshot(&port, &decoder, &mut shard, overload);
+    let _ = tx.send(LiveMsg::Stats(w.index, Box::new(s)));
+    // The port (its sockets and ring) closes here.
+    drop(port);
+}
+
+fn snapshot<I: Inspector>(port: &Port, decoder: &Decoder, shard: &mut Shard<I>, overload: (u64, u64)) -> WorkerStats {
+    WorkerStats {
+        port: port.stats(),
+        decoder: decoder.stats.clone(),
+        flow: shard.flow_stats().clone(),
+        app: shard.app_stats().clone(),
+        overload_forwarded: overload.0,
+        overload_dropped: overload.1,
+    }
+}

@@ -1,0 +1,278 @@
+//! `portcullis run` (the daemon) and the commands that talk to it over its control socket:
+//! `block`, `unblock`, `blocked`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use portcullis::control::{self, ControlServer};
+use portcullis::live::{run_live, run_live_plain, FailMode, LiveOptions, LiveSummary};
+use portcullis_config::{Config, EventType, DEFAULT_CONTROL_SOCKET};
+use portcullis_dataplane::live::{CaptureKind, Topology};
+use serde_json::json;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Configuration file: interfaces (`capture`), backends (`af-xdp`, `af-packet`, `pcap`),
+    /// rules, outputs.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Tap these interfaces (repeatable) instead of the config's `capture.interfaces`.
+    #[arg(long = "iface", value_name = "IF", conflicts_with = "inline")]
+    ifaces: Vec<String>,
+    /// Bridge these two interfaces (inline IPS) instead of the config's `capture`.
+    #[arg(long, value_name = "IF_A,IF_B", value_delimiter = ',', num_args = 2)]
+    inline: Option<Vec<String>>,
+    /// Capture backend [default: the config's capture.method, else the first of af-xdp,
+    /// af-packet, pcap that works].
+    #[arg(long, value_name = "afxdp|afpacket|pcap")]
+    capture: Option<String>,
+    /// Rule file or directory, in addition to the config's rule-files (repeatable).
+    #[arg(long = "rules", value_name = "FILE|DIR")]
+    rules: Vec<PathBuf>,
+    /// EVE output file, `-` for stdout [default: the config's outputs.eve-log.filename].
+    #[arg(long, value_name = "FILE")]
+    eve: Option<PathBuf>,
+    /// Score flows with this model [default: the config's ml.model, else the bundled one].
+    #[arg(long, value_name = "DIR", conflicts_with = "no_ml")]
+    model: Option<PathBuf>,
+    /// Do not score flows.
+    #[arg(long)]
+    no_ml: bool,
+    /// Control socket [default: the config's control.socket, else /run/portcullis/control.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// At exit, print the summary as one JSON object on stdout instead of text on stderr.
+    #[arg(long)]
+    summary_json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SocketArgs {
+    /// The daemon's control socket [default: the config's control.socket, else
+    /// /run/portcullis/control.sock].
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Configuration file to read control.socket from.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    /// IPv4 or IPv6 source address to drop.
+    addr: String,
+    /// For how long: `30s`, `10m`, `2h`, `1d` [default: until unblocked].
+    #[arg(long = "for", value_name = "DURATION")]
+    duration: Option<String>,
+    #[command(flatten)]
+    socket: SocketArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UnblockArgs {
+    /// The address to remove from the block map.
+    addr: String,
+    #[command(flatten)]
+    socket: SocketArgs,
+}
+
+fn socket_path(explicit: Option<&PathBuf>, cfg: &Config) -> PathBuf {
+    explicit.cloned().or_else(|| cfg.control.socket.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET))
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let cfg = crate::load_config(a.config.as_ref())?;
+    let topology = match (&a.inline, a.ifaces.is_empty()) {
+        (Some(p), _) => Topology::Inline(p[0].clone(), p[1].clone()),
+        (None, false) => Topology::Tap(a.ifaces.clone()),
+        (None, true) => cfg.topology().context("no interfaces: give --iface IF or --inline IF_A,IF_B, or set capture.interfaces or capture.inline in the config")?,
+    };
+    if let Topology::Inline(x, y) = &topology {
+        anyhow::ensure!(x != y, "--inline needs two different interfaces");
+    }
+    let mut live_cfg = cfg.live_config();
+    if let Some(c) = &a.capture {
+        live_cfg.capture = match c.as_str() {
+            "auto" => None,
+            other => Some(CaptureKind::parse(other).with_context(|| format!("--capture {other}: use afxdp, afpacket, pcap or auto"))?),
+        };
+    }
+    let rule_files: Vec<PathBuf> = cfg.rule_paths().into_iter().chain(a.rules.iter().cloned()).collect();
+    let engine = if rule_files.is_empty() { None } else { Some(Arc::new(crate::load_engine(&cfg, &rule_files, false)?)) };
+    let model = crate::model_dir(a.no_ml, a.model.as_ref(), a.config.as_ref(), &cfg)?;
+    let eve_cfg = &cfg.outputs.eve_log;
+    let eve = if !eve_cfg.enabled { None } else { Some(a.eve.clone().unwrap_or_else(|| eve_cfg.filename.clone())) };
+    let mut opts = LiveOptions::new(topology.clone());
+    opts.capture = live_cfg;
+    opts.batch_size = cfg.threading.batch_size.unwrap_or(256);
+    opts.flow = cfg.flow_config();
+    opts.decoder = cfg.decoder_config();
+    opts.eve = eve;
+    opts.log_flows = eve_cfg.types.contains(&EventType::Flow);
+    opts.log_stats = eve_cfg.types.contains(&EventType::Stats);
+    opts.log_alerts = eve_cfg.types.contains(&EventType::Alert);
+    opts.log_drops = eve_cfg.types.contains(&EventType::Drop);
+    opts.model = model;
+    opts.ml_alert_limit = crate::alert_limit(&cfg);
+    opts.fail_mode = match cfg.capture.fail_mode.unwrap_or_default() {
+        portcullis_config::FailMode::Open => FailMode::Open,
+        portcullis_config::FailMode::Closed => FailMode::Closed,
+    };
+    opts.backlog_limit = cfg.capture.backlog_limit.unwrap_or(opts.backlog_limit);
+    opts.stats_interval = Duration::from_secs(u64::from(cfg.stats.interval.unwrap_or(8)));
+    opts.allowlist = cfg.allowlist();
+
+    // SIGINT and SIGTERM set the flag; workers see it within one poll timeout, flush their
+    // flows, and the capture (XDP program included) is torn down on the way out. A second
+    // signal while shutting down exits at once.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone()).context("cannot install signal handler")?;
+        signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
+    }
+    let socket = socket_path(a.socket.as_ref(), &cfg);
+    let mut server: Option<ControlServer> = None;
+    let mut socket_error: Option<String> = None;
+    let stop_for_ready = stop.clone();
+    let on_ready = |control: &portcullis::live::Control, started: &portcullis::live::Started<'_>| {
+        for n in started.notes {
+            eprintln!("note: {n}");
+        }
+        for p in started.ports {
+            eprintln!("capturing on {p}");
+        }
+        match ControlServer::start(&socket, control.clone(), stop_for_ready) {
+            Ok(s) => {
+                eprintln!("control socket: {}", s.path().display());
+                server = Some(s);
+            }
+            Err(e) => {
+                eprintln!("warning: control socket {} not available ({e}); `portcullis block` cannot reach this daemon", socket.display());
+                socket_error = Some(e.to_string());
+            }
+        }
+        eprintln!("{} mode, {} worker(s); stop with Ctrl-C or SIGTERM", if started_inline(&topology) { "inline" } else { "tap" }, started.ports.len());
+    };
+    let s = match engine {
+        Some(e) => run_live(&opts, Some(e), stop, on_ready),
+        None => run_live_plain(&opts, stop, on_ready),
+    }
+    .context("portcullis run failed")?;
+    drop(server);
+    if a.summary_json {
+        println!("{}", summary_json(&s));
+    } else {
+        print_summary(&s);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn started_inline(t: &Topology) -> bool {
+    t.is_inline()
+}
+
+fn summary_json(s: &LiveSummary) -> serde_json::Value {
+    let c = &s.capture;
+    let p = &c.port;
+    json!({
+        "capture": {
+            "kind": s.kind,
+            "ports": s.ports,
+            "notes": s.notes,
+            "packets": p.packets,
+            "bytes": p.bytes,
+            "kernel_drops": p.rx_dropped + p.rx_ring_full,
+            "rx_dropped": p.rx_dropped,
+            "rx_ring_full": p.rx_ring_full,
+            "fill_ring_empty": p.fill_ring_empty,
+            "forwarded": p.forwarded,
+            "dropped": p.dropped,
+            "tx_failed": p.tx_failed,
+            "overload_forwarded": c.overload_forwarded,
+            "overload_dropped": c.overload_dropped,
+            "xdp": c.xdp.as_ref().map(|x| json!({ "blocked": x.blocked, "redirected": x.redirected, "passed": x.passed, "malformed": x.malformed })),
+        },
+        "packets": p.packets,
+        "decoded": s.decoder.pkts,
+        "invalid": s.decoder.invalid,
+        "flows": s.flows,
+        "alerts": s.detect.map(|d| d.alert),
+        "blocked": s.ips.map(|i| i.blocked),
+        "events_written": s.events_written,
+        "elapsed_secs": s.elapsed.as_secs_f64(),
+    })
+}
+
+fn print_summary(s: &LiveSummary) {
+    let c = &s.capture;
+    let p = &c.port;
+    eprintln!("stopped after {:.1} s ({})", s.elapsed.as_secs_f64(), s.kind);
+    eprintln!("  packets    {:>12}  received, {} bytes; kernel drops {} (ring full {}, other {}), fill ring empty {}", p.packets, p.bytes, p.rx_dropped + p.rx_ring_full, p.rx_ring_full, p.rx_dropped, p.fill_ring_empty);
+    eprintln!("  flows      {:>12}", s.flows);
+    if c.inline {
+        eprintln!("  inline     {:>12}  forwarded, {} dropped by verdicts, {} failed to send", p.forwarded, p.dropped, p.tx_failed);
+        if c.overload_forwarded + c.overload_dropped > 0 {
+            eprintln!("  overload   {:>12}  forwarded uninspected (fail-open), {} dropped uninspected (fail-closed)", c.overload_forwarded, c.overload_dropped);
+        }
+    }
+    if let Some(x) = &c.xdp {
+        eprintln!("  xdp        {:>12}  dropped by the block map, {} redirected, {} passed", x.blocked, x.redirected, x.passed);
+    }
+    if let Some(d) = s.detect {
+        eprintln!("  alerts     {:>12}  ({} suppressed)", d.alert, d.alerts_suppressed);
+    }
+    if s.events_written > 0 {
+        eprintln!("  EVE events {:>12}", s.events_written);
+    }
+}
+
+fn send(args: &SocketArgs, req: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let cfg = crate::load_config(args.config.as_ref())?;
+    let path = socket_path(args.socket.as_ref(), &cfg);
+    let reply = control::request(&path, &req)?;
+    if reply["ok"] != true {
+        anyhow::bail!("{}", reply["error"].as_str().unwrap_or("the daemon refused the request"));
+    }
+    Ok(reply)
+}
+
+pub fn block(a: BlockArgs) -> anyhow::Result<ExitCode> {
+    let secs = match &a.duration {
+        Some(d) => Some(control::parse_duration(d).map_err(anyhow::Error::msg)?.as_secs()),
+        None => None,
+    };
+    let r = send(&a.socket, json!({ "cmd": "block", "addr": a.addr, "for_secs": secs }))?;
+    match secs {
+        Some(s) => eprintln!("blocked {} for {s} s", r["addr"].as_str().unwrap_or(&a.addr)),
+        None => eprintln!("blocked {} until unblocked", r["addr"].as_str().unwrap_or(&a.addr)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn unblock(a: UnblockArgs) -> anyhow::Result<ExitCode> {
+    let r = send(&a.socket, json!({ "cmd": "unblock", "addr": a.addr }))?;
+    if r["was_blocked"] == true {
+        eprintln!("unblocked {}", a.addr);
+    } else {
+        eprintln!("{} was not blocked", a.addr);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn blocked(a: SocketArgs) -> anyhow::Result<ExitCode> {
+    let r = send(&a, json!({ "cmd": "blocked" }))?;
+    let list = r["blocked"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        eprintln!("no address is blocked");
+    }
+    for e in list {
+        let left = e["expires_in_secs"].as_u64().map_or("until unblocked".to_string(), |s| format!("{s} s left"));
+        println!("{:<40} {:>12} hits {:>14} bytes  {left}", e["addr"].as_str().unwrap_or("?"), e["hits"], e["bytes"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
