@@ -245,6 +245,8 @@ impl Running {
         let mut c = cmd_in(s.ns, &bin.display().to_string());
         c.arg("run").arg("-c").arg(&s.rules.portcullis_config).args(["--capture", kind, "--no-ml", "--summary-json"]);
         c.arg("--eve").arg(s.dir.join("eve.json"));
+        // Its own control socket, so it never meets a daemon running on this machine.
+        c.arg("--socket").arg(s.dir.join("control.sock"));
         match s.at {
             Placement::Tap(i) => c.args(["--iface", i]),
             Placement::Inline(a, b) => c.args(["--inline", &format!("{a},{b}")]),
