@@ -249,7 +249,9 @@ impl Running {
         c.arg("--socket").arg(s.dir.join("control.sock"));
         match s.at {
             Placement::Tap(i) => c.args(["--iface", i]),
-            Placement::Inline(a, b) => c.args(["--inline", &format!("{a},{b}")]),
+            // Two values: `portcullis run` declares --inline with two arguments, and clap
+            // counts "A,B" as one before splitting it.
+            Placement::Inline(a, b) => c.args(["--inline", a, b]),
         };
         if let Some(rules) = &s.rules.rules {
             c.arg("--rules").arg(rules);
