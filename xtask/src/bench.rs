@@ -14,7 +14,7 @@ use crate::{data_dir, portcullis_bin, workspace_root};
 /// The rules Portcullis loads from `inputs`, written for both engines, and a Portcullis config
 /// with Suricata's default vars that logs alerts and flows (suricata-ref logs alert, drop,
 /// flow and stats).
-fn emitted_rules(bin: &std::path::Path, inputs: &[PathBuf]) -> anyhow::Result<(PathBuf, PathBuf)> {
+pub(crate) fn emitted_rules(bin: &std::path::Path, inputs: &[PathBuf]) -> anyhow::Result<(PathBuf, PathBuf)> {
     let dir = workspace_root().join("target/bench-rules");
     std::fs::create_dir_all(&dir)?;
     let probe = Caps::probe(bin, &dir)?;

@@ -6,10 +6,13 @@
 //! - `suricata-verify`: runs the suricata-verify corpus against Portcullis, with a ratchet of
 //!   tests that must keep passing.
 //! - `alert-diff`: ET Open alerts of Portcullis against Suricata's on the shared captures.
+//! - `bench-live`: live capture on veth pairs in network namespaces (tap and inline), Portcullis
+//!   against Suricata's AF_PACKET in the same run (needs root).
 
 mod alerts;
 mod bench;
 mod diff;
+mod live;
 mod sv;
 mod verify;
 
@@ -34,6 +37,12 @@ enum Cmd {
     SuricataVerify(verify::VerifyArgs),
     /// Compare Portcullis's alerts with Suricata's on the shared captures with the same rules.
     AlertDiff(alerts::AlertArgs),
+    /// Live capture in network namespaces: receive rate (tap) and inline forwarding rate and
+    /// latency, Portcullis against Suricata 7 on AF_PACKET (root only).
+    BenchLive(live::LiveArgs),
+    /// One end of bench-live's latency probe (run inside a namespace by bench-live).
+    #[command(hide = true)]
+    LiveProbe(live::probe::ProbeArgs),
 }
 
 pub use portcullis_common::shared_data_dir as data_dir;
@@ -51,7 +60,9 @@ pub fn portcullis_bin() -> anyhow::Result<PathBuf> {
         .current_dir(workspace_root())
         .status()?;
     anyhow::ensure!(status.success(), "cargo build of portcullis ({profile} profile) failed");
-    Ok(workspace_root().join("target").join(&profile).join("portcullis"))
+    // The build above went to CARGO_TARGET_DIR when it is set (cargo passes it down).
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
+    Ok(target.join(&profile).join("portcullis"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,5 +71,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::BenchReplay(a) => bench::run(a),
         Cmd::SuricataVerify(a) => verify::run(a),
         Cmd::AlertDiff(a) => alerts::run(a),
+        Cmd::BenchLive(a) => live::run(a),
+        Cmd::LiveProbe(a) => live::probe::run(a),
     }
 }
