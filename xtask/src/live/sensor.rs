@@ -249,9 +249,7 @@ impl Running {
         c.arg("--socket").arg(s.dir.join("control.sock"));
         match s.at {
             Placement::Tap(i) => c.args(["--iface", i]),
-            // Two values: `portcullis run` declares --inline with two arguments, and clap
-            // counts "A,B" as one before splitting it.
-            Placement::Inline(a, b) => c.args(["--inline", a, b]),
+            Placement::Inline(a, b) => c.arg("--inline").arg(format!("{a},{b}")),
         };
         if let Some(rules) = &s.rules.rules {
             c.arg("--rules").arg(rules);
