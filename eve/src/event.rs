@@ -228,6 +228,9 @@ pub struct CaptureStats {
     pub inline: bool,
     pub overload_forwarded: u64,
     pub overload_dropped: u64,
+    /// AF_XDP: ports whose sockets bound in zero-copy mode, and in copy mode.
+    pub zero_copy_ports: u64,
+    pub copy_ports: u64,
     /// The XDP program's counters and block map, when it is attached.
     pub xdp: Option<XdpStats>,
 }
@@ -279,6 +282,8 @@ fn capture_json(s: &Stats) -> Value {
             "fill_ring_empty": p.fill_ring_empty,
             "rx_invalid_descs": p.rx_invalid_descs,
             "tx_invalid_descs": p.tx_invalid_descs,
+            "zero_copy_ports": c.zero_copy_ports,
+            "copy_ports": c.copy_ports,
         }),
         _ => json!({ "drops": p.rx_dropped }),
     };

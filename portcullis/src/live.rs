@@ -242,6 +242,9 @@ pub fn run_live<I: Inspector>(
     let mut latest: Vec<WorkerStats> = vec![WorkerStats::default(); n];
     let mut next_stats = Instant::now() + opts.stats_interval;
     let has_rules = engine.is_some();
+    // The bind mode each AF_XDP port ended up with, for stats (the notes say it at start).
+    let zero_copy_ports = descriptions.iter().filter(|d| d.ends_with("af-xdp zero-copy")).count() as u64;
+    let copy_ports = descriptions.iter().filter(|d| d.ends_with("af-xdp copy mode")).count() as u64;
     let snapshot = |latest: &[WorkerStats], sink: &EventSink<I>, xdp: Option<&XdpProgram>| -> Stats {
         let mut w = WorkerStats::default();
         for s in latest {
@@ -286,6 +289,8 @@ pub fn run_live<I: Inspector>(
                 inline,
                 overload_forwarded: w.overload_forwarded,
                 overload_dropped: w.overload_dropped,
+                zero_copy_ports,
+                copy_ports,
                 xdp,
             }),
         }

@@ -321,6 +321,7 @@ fn inline_bridge(capture: &str, kind: &str) {
     let stats = ev.iter().rev().find(|e| e["event_type"] == "stats").expect("a stats event");
     if kind == "af-xdp" {
         assert!(stats["stats"]["capture"]["afxdp"]["rx_ring_full"].is_u64(), "{stats}");
+        assert_eq!(stats["stats"]["capture"]["afxdp"]["copy_ports"], 1, "veth binds in copy mode: {stats}");
     }
     assert!(stats["stats"]["ips"]["blocked"].as_u64().unwrap() >= 1, "{stats}");
     assert!(!xdp_attached(&lab.bridge, "b0") && !xdp_attached(&lab.bridge, "b1"), "the XDP program is detached at exit");

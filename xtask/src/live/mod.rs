@@ -95,13 +95,20 @@ impl TapRun {
         self.counts.received.map(|r| r as f64 / self.sent.secs)
     }
 
+    /// The sensor's CPU time per received frame, in µs.
+    fn cpu_us_per_pkt(&self) -> Option<f64> {
+        let rx = self.counts.received.filter(|&r| r > 0)?;
+        self.counts.cpu_secs.map(|c| c * 1e6 / rx as f64)
+    }
+
     fn json(&self) -> Value {
         json!({
             "sent": self.sent.packets, "send_failed": self.sent.failed, "send_secs": self.sent.secs,
             "veth_tx_packets": self.tx.tx_packets, "veth_tx_dropped": self.tx.tx_dropped,
             "sensor_iface_rx_packets": self.at_iface.rx_packets, "sensor_iface_rx_dropped": self.at_iface.rx_dropped,
             "received": self.counts.received, "kernel_drops": self.counts.kernel_drops,
-            "received_per_sec": self.rate(), "sensor": self.counts.detail,
+            "received_per_sec": self.rate(), "cpu_secs": self.counts.cpu_secs, "cpu_us_per_pkt": self.cpu_us_per_pkt(),
+            "sensor": self.counts.detail,
         })
     }
 }
@@ -334,7 +341,10 @@ fn tap(a: &LiveArgs, sensors: &[SensorKind], rules: &[RuleSet], bin: Option<&Pat
     }
     drop(lab);
     println!("\nTap: sender ns -> veth -> sensor ns (median of {} runs)", a.runs);
-    println!("{:<7} {:<8} {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}", "traffic", "rules", "sensor", "sent", "sent/s", "at veth", "received", "k-drops", "received/s");
+    println!(
+        "{:<7} {:<8} {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}",
+        "traffic", "rules", "sensor", "sent", "sent/s", "at veth", "received", "k-drops", "received/s", "cpu µs/pkt"
+    );
     let mut rows = Vec::new();
     for ((t, r, s), runs) in &results {
         let m_rate = median(runs.iter().filter_map(TapRun::rate).collect());
@@ -344,19 +354,21 @@ fn tap(a: &LiveArgs, sensors: &[SensorKind], rules: &[RuleSet], bin: Option<&Pat
         let m_drop = median_u(runs.iter().map(|x| x.counts.kernel_drops));
         let m_secs = median(runs.iter().map(|x| x.sent.secs).collect());
         let m_sent_rate = median(runs.iter().map(|x| x.sent.packets as f64 / x.sent.secs).collect());
+        let m_cpu = median(runs.iter().filter_map(TapRun::cpu_us_per_pkt).collect());
         println!(
-            "{t:<7} {r:<8} {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+            "{t:<7} {r:<8} {:<20} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12}",
             s.name(),
             fmt_n(m_sent),
             fmt_n(m_sent_rate),
             fmt_n(m_at),
             fmt_n(m_rx),
             fmt_n(m_drop),
-            fmt_n(m_rate)
+            fmt_n(m_rate),
+            m_cpu.map_or("-".to_string(), |c| format!("{c:.2}"))
         );
         rows.push(json!({
             "traffic": t, "rules": r, "sensor": s.name(),
-            "median": {"sent": m_sent, "send_secs": m_secs, "sent_per_sec": m_sent_rate, "sensor_iface_rx_packets": m_at, "received": m_rx, "kernel_drops": m_drop, "received_per_sec": m_rate},
+            "median": {"sent": m_sent, "send_secs": m_secs, "sent_per_sec": m_sent_rate, "sensor_iface_rx_packets": m_at, "received": m_rx, "kernel_drops": m_drop, "received_per_sec": m_rate, "cpu_us_per_pkt": m_cpu},
             "runs": runs.iter().map(TapRun::json).collect::<Vec<_>>(),
         }));
     }

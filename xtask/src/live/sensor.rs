@@ -100,6 +100,21 @@ pub struct Counts {
     /// Whatever else the sensor reported: Suricata's `capture` stats, Portcullis's `capture`
     /// summary (forwarded, tx_failed, rx_ring_full, fill_ring_empty...).
     pub detail: Value,
+    /// CPU seconds (user + system, all threads) the sensor process used between being ready
+    /// and being told to stop: the cost of the traffic, rule loading excluded. Softirq work
+    /// the kernel charges to the sender's CPU (the veth copy) is not in it.
+    pub cpu_secs: Option<f64>,
+}
+
+/// utime + stime of a process, in seconds, from /proc/PID/stat.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let hz = rustix::param::clock_ticks_per_second() as f64;
+    Some(ticks as f64 / hz)
 }
 
 /// A started sensor.
@@ -113,6 +128,8 @@ pub struct Running {
     child: Option<Child>,
     stdout: Option<std::thread::JoinHandle<Vec<u8>>>,
     stderr: Option<std::thread::JoinHandle<()>>,
+    /// [`cpu_secs`] once ready.
+    cpu_ready: Option<f64>,
 }
 
 /// Suricata's config: the distribution's suricata.yaml (vars, app-layer, classification,
@@ -184,7 +201,7 @@ impl Running {
     /// Starts the sensor and returns once it captures.
     pub fn start(s: &Setup<'_>) -> anyhow::Result<Running> {
         std::fs::create_dir_all(&s.dir)?;
-        let mut r = Running { kind: s.kind, ns: s.ns.to_owned(), dir: s.dir.clone(), bridge: false, child: None, stdout: None, stderr: None };
+        let mut r = Running { kind: s.kind, ns: s.ns.to_owned(), dir: s.dir.clone(), bridge: false, child: None, stdout: None, stderr: None, cpu_ready: None };
         match s.kind {
             SensorKind::Baseline => {
                 if let Placement::Inline(a, b) = s.at {
@@ -195,6 +212,7 @@ impl Running {
             SensorKind::Suricata => r.start_suricata(s)?,
             SensorKind::PortcullisAfXdp | SensorKind::PortcullisAfPacket => r.start_portcullis(s)?,
         }
+        r.cpu_ready = r.child.as_ref().and_then(|c| cpu_secs(c.id()));
         Ok(r)
     }
 
@@ -303,6 +321,7 @@ impl Running {
             return Ok(Counts::default());
         }
         let mut child = self.child.take().context("the sensor is not running")?;
+        let cpu = cpu_secs(child.id()).zip(self.cpu_ready).map(|(now, ready)| now - ready);
         let pid = rustix::process::Pid::from_raw(child.id() as i32).context("child pid")?;
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::INT);
         let t0 = Instant::now();
@@ -326,14 +345,14 @@ impl Running {
                 if !status.success() {
                     bail!("suricata exited with {status}:\n{}", tail(&self.dir.join("suricata.stdout"), 15));
                 }
-                suricata_counts(&self.dir.join("eve.json"))
+                suricata_counts(&self.dir.join("eve.json")).map(|c| Counts { cpu_secs: cpu, ..c })
             }
             _ => {
                 if !status.success() {
                     bail!("portcullis run exited with {status}:\n{}", tail(&self.dir.join("portcullis.stderr"), 15));
                 }
                 std::fs::write(self.dir.join("summary.json"), &stdout)?;
-                portcullis_counts(&stdout)
+                portcullis_counts(&stdout).map(|c| Counts { cpu_secs: cpu, ..c })
             }
         }
     }
@@ -365,6 +384,7 @@ fn suricata_counts(eve: &Path) -> anyhow::Result<Counts> {
         received: st["decoder"]["pkts"].as_u64(),
         kernel_drops: st["capture"]["kernel_drops"].as_u64(),
         detail: serde_json::json!({"capture": st["capture"], "uptime": st["uptime"], "alerts": st["detect"]["alert"]}),
+        cpu_secs: None,
     })
 }
 
@@ -377,7 +397,7 @@ fn portcullis_counts(stdout: &[u8]) -> anyhow::Result<Counts> {
         .find_map(|l| serde_json::from_str::<Value>(l).ok().filter(Value::is_object))
         .or_else(|| serde_json::from_str(&text).ok())
         .with_context(|| format!("no JSON summary on portcullis's stdout: {}", text.trim()))?;
-    Ok(Counts { received: v["packets"].as_u64(), kernel_drops: v["capture"]["kernel_drops"].as_u64(), detail: v })
+    Ok(Counts { received: v["packets"].as_u64(), kernel_drops: v["capture"]["kernel_drops"].as_u64(), detail: v, cpu_secs: None })
 }
 
 #[cfg(test)]
