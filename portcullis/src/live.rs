@@ -313,19 +313,20 @@ pub fn run_live<I: Inspector>(
     loop {
         let wait = next_stats.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok(LiveMsg::Out(out)) => {
-                sink.write_group([out]);
-            }
+            Ok(LiveMsg::Out(out)) => sink.write_group([out]),
             Ok(LiveMsg::Stats(i, s)) => latest[i] = *s,
-            Err(RecvTimeoutError::Timeout) => {
-                next_stats += opts.stats_interval;
-                write_stats(&mut sink, &latest);
-                // Expired block entries leave the map; their counters were in the last stats.
-                if let Some(b) = &control.blocklist {
-                    let _ = b.sweep();
-                }
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Checked after every message too: under steady traffic the channel never times out.
+        let now = Instant::now();
+        if now >= next_stats {
+            next_stats = now + opts.stats_interval;
+            write_stats(&mut sink, &latest);
+            // Expired block entries leave the map; their counters were in the last stats.
+            if let Some(b) = &control.blocklist {
+                let _ = b.sweep();
+            }
         }
     }
     for h in handles {
