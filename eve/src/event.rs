@@ -228,6 +228,9 @@ pub struct CaptureStats {
     pub inline: bool,
     pub overload_forwarded: u64,
     pub overload_dropped: u64,
+    /// Inline: batches of events not written because the writer was behind (workers never
+    /// wait for it on the bridge).
+    pub events_lost: u64,
     /// AF_XDP: ports whose sockets bound in zero-copy mode, and in copy mode.
     pub zero_copy_ports: u64,
     pub copy_ports: u64,
@@ -297,6 +300,7 @@ fn capture_json(s: &Stats) -> Value {
                 "dropped": p.dropped,
                 "overload_forwarded": c.overload_forwarded,
                 "overload_dropped": c.overload_dropped,
+                "events_lost": c.events_lost,
             }),
         );
     }

@@ -2,9 +2,10 @@
 //! reply per line, so `portcullis block`, the console (later) and scripts (`socat`, `nc -U`)
 //! speak the same protocol.
 //!
-//! Only root may use it: the socket is created mode 0600 in a directory of mode 0700, both
-//! owned by the daemon's user (root), so the file system refuses everyone else before a
-//! byte is read.
+//! Only the daemon's user (root) may use it: the socket is created mode 0600 (under a umask
+//! that leaves no window between bind and chmod) in a directory of mode 0700 when the daemon
+//! creates it, and every connection's peer credentials (`SO_PEERCRED`) are checked, so a
+//! socket path in a directory others can reach is no weaker.
 //!
 //! Requests: `{"cmd":"block","addr":"192.0.2.7","for_secs":600}` (no `for_secs`: until
 //! unblocked), `{"cmd":"unblock","addr":"192.0.2.7"}`, `{"cmd":"blocked"}`,
@@ -24,8 +25,10 @@ use serde_json::{json, Value};
 
 use crate::live::Control;
 
-/// Longest request line accepted; anything longer is refused.
+/// Longest request line accepted; anything longer is refused and the connection closed.
 const MAX_REQUEST: u64 = 4096;
+/// How long one connection may take to send a request or read a reply.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A listening control socket; the file is removed when the server stops.
 #[derive(Debug)]
@@ -45,13 +48,23 @@ impl ControlServer {
                 std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
             }
         }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("{}: another Portcullis daemon is listening here", path.display())));
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !meta.file_type().is_socket() {
+                return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{}: exists and is not a socket; not replacing it", path.display())));
             }
-            std::fs::remove_file(path)?;
+            match UnixStream::connect(path) {
+                Ok(_) => return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("{}: another Portcullis daemon is listening here", path.display()))),
+                // A socket nobody listens on: left by a daemon that died.
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)?,
+                Err(e) => return Err(std::io::Error::new(e.kind(), format!("{}: cannot tell whether a daemon listens here ({e})", path.display()))),
+            }
         }
-        let listener = UnixListener::bind(path)?;
+        // The socket is born 0600: no other user can connect between bind and chmod.
+        let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+        let bound = UnixListener::bind(path);
+        rustix::process::umask(old);
+        let listener = bound?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -59,7 +72,7 @@ impl ControlServer {
         let handle = thread::Builder::new().name("control".into()).spawn(move || {
             while !s.load(Ordering::Relaxed) && !daemon_stop.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &control),
+                    Ok((stream, _)) => serve(stream, &control, &s),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(50)),
                     Err(e) => {
                         eprintln!("warning: control socket: {e}");
@@ -86,18 +99,38 @@ impl Drop for ControlServer {
     }
 }
 
-/// Answers every request line of one connection.
-fn serve(stream: UnixStream, control: &Control) {
+/// Answers every request line of one connection from the daemon's own user; anyone else
+/// gets one refusal. A connection is served until it closes, stalls for [`IO_TIMEOUT`], or
+/// the server stops.
+fn serve(stream: UnixStream, control: &Control, stop: &AtomicBool) {
     let _ = stream.set_nonblocking(false);
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
     let Ok(mut w) = stream.try_clone() else { return };
-    let mut r = BufReader::new(stream.take_limited());
+    let me = rustix::process::geteuid();
+    match rustix::net::sockopt::socket_peercred(&stream) {
+        Ok(c) if c.uid == me => {}
+        Ok(c) => {
+            let _ = writeln!(w, "{}", err(format!("uid {} may not use this socket; only uid {} (the daemon's user)", c.uid.as_raw(), me.as_raw())));
+            return;
+        }
+        Err(e) => {
+            let _ = writeln!(w, "{}", err(format!("cannot read the peer's credentials: {e}")));
+            return;
+        }
+    }
+    let mut r = BufReader::new(std::io::Read::take(stream, MAX_REQUEST + 1));
     let mut line = String::new();
-    loop {
+    while !stop.load(Ordering::Relaxed) {
         line.clear();
+        r.get_mut().set_limit(MAX_REQUEST + 1);
         match r.read_line(&mut line) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
+        }
+        if !line.ends_with('\n') {
+            let _ = writeln!(w, "{}", err(format!("request longer than {MAX_REQUEST} bytes")));
+            return;
         }
         let reply = match serde_json::from_str::<Value>(line.trim()) {
             Ok(req) => handle(&req, control),
@@ -106,16 +139,6 @@ fn serve(stream: UnixStream, control: &Control) {
         if writeln!(w, "{reply}").is_err() {
             return;
         }
-    }
-}
-
-trait TakeLimited {
-    fn take_limited(self) -> std::io::Take<UnixStream>;
-}
-
-impl TakeLimited for UnixStream {
-    fn take_limited(self) -> std::io::Take<UnixStream> {
-        std::io::Read::take(self, MAX_REQUEST * 64)
     }
 }
 
@@ -140,7 +163,15 @@ pub fn handle(req: &Value, control: &Control) -> Value {
             if control.allowed(ip) {
                 return err(format!("{ip} is in capture.allowlist and is never blocked"));
             }
-            let duration = req.get("for_secs").and_then(Value::as_u64).filter(|&s| s > 0).map(Duration::from_secs);
+            // Absent or null: until unblocked. Anything else must be a whole number of seconds
+            // above 0: a typo must not turn into a permanent block.
+            let duration = match req.get("for_secs") {
+                None | Some(Value::Null) => None,
+                Some(v) => match v.as_u64().filter(|&s| s > 0) {
+                    Some(s) => Some(Duration::from_secs(s)),
+                    None => return err(format!("`for_secs` must be a whole number of seconds above 0, not {v}")),
+                },
+            };
             let b = match blocklist() {
                 Ok(b) => b,
                 Err(e) => return e,
@@ -212,7 +243,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "d" => 86400,
         other => return Err(format!("unknown unit `{other}` in `{s}` (s, m, h or d)")),
     };
-    n.checked_mul(mult).map(Duration::from_secs).ok_or_else(|| format!("`{s}` is too long"))
+    match n.checked_mul(mult) {
+        Some(0) => Err(format!("`{s}` is no time at all; leave --for out to block until unblocked")),
+        Some(secs) => Ok(Duration::from_secs(secs)),
+        None => Err(format!("`{s}` is too long")),
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +271,7 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86400)));
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("m").is_err());
+        assert!(parse_duration("0s").is_err(), "0 would mean a block that never applies, or forever");
     }
 
     #[test]
@@ -248,6 +284,10 @@ mod tests {
         assert!(r["error"].as_str().unwrap().contains("no block map: XDP fast drop unavailable"), "{r}");
         let r = handle(&json!({"cmd": "block", "addr": "not-an-ip"}), &c);
         assert!(r["error"].as_str().unwrap().contains("not an IPv4 or IPv6"), "{r}");
+        for bad in [json!(0), json!(-5), json!(1.5), json!("600")] {
+            let r = handle(&json!({"cmd": "block", "addr": "192.0.2.1", "for_secs": bad}), &c);
+            assert!(r["error"].as_str().unwrap().contains("for_secs"), "{bad}: {r}");
+        }
         let r = handle(&json!({"cmd": "reboot"}), &c);
         assert!(r["error"].as_str().unwrap().contains("unknown command"), "{r}");
         assert!(!c.allowed("192.0.2.1".parse().unwrap()));
@@ -268,8 +308,16 @@ mod tests {
         assert_eq!(dmode, 0o700);
         let r = request(&path, &json!({"cmd": "stats"})).unwrap();
         assert_eq!(r["stats"]["event_type"], "stats");
-        assert!(ControlServer::start(&path, c, stop).is_err(), "a second daemon on the same socket is refused");
+        let long = format!("{{\"cmd\":\"stats\",\"pad\":\"{}\"}}", "x".repeat(5000));
+        let r = request(&path, &serde_json::from_str(&long).unwrap()).unwrap();
+        assert!(r["error"].as_str().unwrap().contains("longer than"), "{r}");
+        assert!(ControlServer::start(&path, c.clone(), stop.clone()).is_err(), "a second daemon on the same socket is refused");
         drop(server);
         assert!(!path.exists(), "the socket file is removed");
+        // A file that is not a socket is never replaced.
+        let file = dir.path().join("not-a-socket");
+        std::fs::write(&file, "keep me").unwrap();
+        assert!(ControlServer::start(&file, c, stop).is_err());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep me");
     }
 }

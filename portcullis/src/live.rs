@@ -99,6 +99,8 @@ pub enum LiveRunError {
     Model(#[from] ModelError),
     #[error("a worker thread panicked")]
     WorkerPanic,
+    #[error("capture failed on {0}; the daemon stopped")]
+    Port(String),
 }
 
 /// What a run did, for the summary printed at exit.
@@ -129,6 +131,8 @@ struct WorkerStats {
     app: AppStats,
     overload_forwarded: u64,
     overload_dropped: u64,
+    /// Inline: worker outputs (events of a batch) thrown away because the writer was behind.
+    events_lost: u64,
 }
 
 enum LiveMsg {
@@ -212,12 +216,15 @@ pub fn run_live<I: Inspector>(
     let inline = opts.topology.is_inline();
 
     let (tx, rx) = bounded::<LiveMsg>(n * 64);
+    // The first port that failed, which stops the daemon.
+    let failed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let mut handles = Vec::with_capacity(n);
     for (i, port) in ports.into_iter().enumerate() {
         let tx = tx.clone();
         let engine = engine.clone();
         let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
         let stop = stop.clone();
+        let failed = failed.clone();
         let w = WorkerSettings {
             index: i,
             flow: flow_cfg,
@@ -231,7 +238,7 @@ pub fn run_live<I: Inspector>(
         handles.push(
             thread::Builder::new()
                 .name(format!("live-worker-{i}"))
-                .spawn(move || live_worker(w, port, engine, ml, tx, stop))
+                .spawn(move || live_worker(w, port, engine, ml, tx, stop, failed))
                 .expect("spawn worker thread"),
         );
     }
@@ -254,6 +261,7 @@ pub fn run_live<I: Inspector>(
             w.app.merge(&s.app);
             w.overload_forwarded += s.overload_forwarded;
             w.overload_dropped += s.overload_dropped;
+            w.events_lost += s.events_lost;
         }
         let t = &sink.totals;
         let xdp = xdp.and_then(|x| {
@@ -278,7 +286,8 @@ pub fn run_live<I: Inspector>(
                 .then_some(DetectStats { alert: t.alerts + t.ml_alerts, alerts_suppressed: t.suppressed + t.ml_suppressed }),
             ips: inline.then(|| {
                 let mut ips = t.ips;
-                ips.blocked = w.port.dropped + w.overload_dropped;
+                // Fail-closed drops are verdicts the port applied, so already in `dropped`.
+                ips.blocked = w.port.dropped;
                 ips.accepted = w.port.packets.saturating_sub(ips.blocked);
                 ips
             }),
@@ -289,6 +298,7 @@ pub fn run_live<I: Inspector>(
                 inline,
                 overload_forwarded: w.overload_forwarded,
                 overload_dropped: w.overload_dropped,
+                events_lost: w.events_lost,
                 zero_copy_ports,
                 copy_ports,
                 xdp,
@@ -336,6 +346,9 @@ pub fn run_live<I: Inspector>(
     if let Some(e) = sink.failed.take() {
         return Err(e.into());
     }
+    if let Some(msg) = failed.lock().ok().and_then(|mut f| f.take()) {
+        return Err(LiveRunError::Port(msg));
+    }
     let mut events_written = 0;
     if let Some(w) = sink.eve.as_mut() {
         w.flush()?;
@@ -380,7 +393,15 @@ struct WorkerSettings {
 /// idle worker expires flows.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 
-fn live_worker<I: Inspector>(w: WorkerSettings, mut port: Port, engine: Option<Arc<I>>, ml: Option<WorkerMl>, tx: Sender<LiveMsg>, stop: Arc<AtomicBool>) {
+fn live_worker<I: Inspector>(
+    w: WorkerSettings,
+    mut port: Port,
+    engine: Option<Arc<I>>,
+    ml: Option<WorkerMl>,
+    tx: Sender<LiveMsg>,
+    stop: Arc<AtomicBool>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
     let with_bytes = engine.is_some();
     let mut shard = Shard::new(w.flow, engine, ml, w.inline);
     if w.inline {
@@ -391,6 +412,7 @@ fn live_worker<I: Inspector>(w: WorkerSettings, mut port: Port, engine: Option<A
     let mut pcap_cnt = 0u64;
     let mut clock = live::now();
     let mut overload = (0u64, 0u64);
+    let mut events_lost = 0u64;
     let mut next_stats = Instant::now();
     let mut dead = false;
     while !stop.load(Ordering::Relaxed) && !dead {
@@ -436,7 +458,7 @@ fn live_worker<I: Inspector>(w: WorkerSettings, mut port: Port, engine: Option<A
                     *v = false;
                 }
             }
-            if !out.is_empty() && tx.send(LiveMsg::Out(out)).is_err() {
+            if !out.is_empty() && !deliver(&tx, LiveMsg::Out(out), w.inline, &mut events_lost) {
                 dead = true;
             }
         });
@@ -446,20 +468,26 @@ fn live_worker<I: Inspector>(w: WorkerSettings, mut port: Port, engine: Option<A
                 clock = clock.max(live::now());
                 let mut out = WorkerOut::new(0);
                 shard.expire(clock, &mut out);
-                if !out.is_empty() && tx.send(LiveMsg::Out(out)).is_err() {
+                if !out.is_empty() && !deliver(&tx, LiveMsg::Out(out), w.inline, &mut events_lost) {
                     break;
                 }
             }
             Ok(_) => {}
             Err(e) => {
-                eprintln!("error: {}: {e}; this worker stops", port.describe());
+                // A queue nobody serves would silently blackhole (inline) or go unwatched
+                // (tap): the whole daemon stops, saying why.
+                eprintln!("error: {}: {e}; stopping", port.describe());
+                stop.store(true, Ordering::Relaxed);
+                if let Ok(mut f) = failed.lock() {
+                    f.get_or_insert_with(|| format!("{}: {e}", port.describe()));
+                }
                 break;
             }
         }
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + w.stats_interval / 2;
-            let s = snapshot(&port, &decoder, &mut shard, overload);
-            if tx.send(LiveMsg::Stats(w.index, Box::new(s))).is_err() {
+            let s = snapshot(&port, &decoder, &mut shard, overload, events_lost);
+            if !deliver(&tx, LiveMsg::Stats(w.index, Box::new(s)), w.inline, &mut 0) {
                 break;
             }
         }
@@ -468,13 +496,31 @@ fn live_worker<I: Inspector>(w: WorkerSettings, mut port: Port, engine: Option<A
     let mut out = WorkerOut::new(0);
     shard.finish(clock.max(live::now()), &mut out);
     let _ = tx.send(LiveMsg::Out(out));
-    let s = snapshot(&port, &decoder, &mut shard, overload);
+    let s = snapshot(&port, &decoder, &mut shard, overload, events_lost);
     let _ = tx.send(LiveMsg::Stats(w.index, Box::new(s)));
     // The port (its sockets and ring) closes here.
     drop(port);
 }
 
-fn snapshot<I: Inspector>(port: &Port, decoder: &Decoder, shard: &mut Shard<I>, overload: (u64, u64)) -> WorkerStats {
+/// Hands a message to the writer. Tapping, a full queue blocks the worker (the kernel ring
+/// absorbs the delay). Inline, a blocked worker would stop forwarding, so the message is
+/// dropped and counted instead: a slow EVE disk costs events, never the network. False when
+/// the writer is gone.
+fn deliver(tx: &Sender<LiveMsg>, msg: LiveMsg, inline: bool, lost: &mut u64) -> bool {
+    if !inline {
+        return tx.send(msg).is_ok();
+    }
+    match tx.try_send(msg) {
+        Ok(()) => true,
+        Err(crossbeam_channel::TrySendError::Full(_)) => {
+            *lost += 1;
+            true
+        }
+        Err(crossbeam_channel::TrySendError::Disconnected(_)) => false,
+    }
+}
+
+fn snapshot<I: Inspector>(port: &Port, decoder: &Decoder, shard: &mut Shard<I>, overload: (u64, u64), events_lost: u64) -> WorkerStats {
     WorkerStats {
         port: port.stats(),
         decoder: decoder.stats.clone(),
@@ -482,5 +528,6 @@ fn snapshot<I: Inspector>(port: &Port, decoder: &Decoder, shard: &mut Shard<I>, 
         app: shard.app_stats().clone(),
         overload_forwarded: overload.0,
         overload_dropped: overload.1,
+        events_lost,
     }
 }

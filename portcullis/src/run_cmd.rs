@@ -202,6 +202,7 @@ fn summary_json(s: &LiveSummary) -> serde_json::Value {
             "tx_failed": p.tx_failed,
             "overload_forwarded": c.overload_forwarded,
             "overload_dropped": c.overload_dropped,
+            "events_lost": c.events_lost,
             "xdp": c.xdp.as_ref().map(|x| json!({ "blocked": x.blocked, "redirected": x.redirected, "passed": x.passed, "malformed": x.malformed })),
         },
         "packets": p.packets,
@@ -223,6 +224,9 @@ fn print_summary(s: &LiveSummary) {
     eprintln!("  flows      {:>12}", s.flows);
     if c.inline {
         eprintln!("  inline     {:>12}  forwarded, {} dropped by verdicts, {} failed to send", p.forwarded, p.dropped, p.tx_failed);
+        if c.events_lost > 0 {
+            eprintln!("  events lost {:>11}  batches of events dropped because EVE output was behind", c.events_lost);
+        }
         if c.overload_forwarded + c.overload_dropped > 0 {
             eprintln!("  overload   {:>12}  forwarded uninspected (fail-open), {} dropped uninspected (fail-closed)", c.overload_forwarded, c.overload_dropped);
         }

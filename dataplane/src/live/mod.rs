@@ -366,6 +366,16 @@ pub fn open(cfg: &LiveConfig, topology: &Topology) -> Result<Capture, LiveError>
         // `auto` taps with AF_PACKET, which sees copies; AF_XDP taps only when asked for.
         None => &[CaptureKind::AfPacket, CaptureKind::Pcap],
     };
+    // Every backend hands the decoder Ethernet frames; a raw-IP interface (tun, WireGuard,
+    // PPP) would decode as garbage without a word, so it is refused up front.
+    for iface in topology.interfaces() {
+        if let Ok(t) = std::fs::read_to_string(format!("/sys/class/net/{iface}/type")) {
+            // 1: Ethernet; 772: loopback, whose frames carry a (zeroed) Ethernet header.
+            if !matches!(t.trim(), "1" | "772") {
+                return Err(LiveError::unsupported(iface, format!("link type {} is not Ethernet (ARPHRD_ETHER); Portcullis captures Ethernet interfaces only", t.trim())));
+            }
+        }
+    }
     let mut notes = Vec::new();
     let mut reasons = Vec::new();
     for &kind in order {
