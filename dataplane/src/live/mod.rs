@@ -138,11 +138,11 @@ impl Default for AfXdpConfig {
     fn default() -> Self {
         AfXdpConfig {
             queues: None,
-            umem_frames: 4096,
+            umem_frames: 16384,
             frame_size: 4096,
-            rx_ring: 2048,
+            rx_ring: 8192,
             tx_ring: 2048,
-            fill_ring: 2048,
+            fill_ring: 8192,
             comp_ring: 2048,
             zero_copy: ZeroCopy::Auto,
             xdp_mode: XdpMode::Auto,
