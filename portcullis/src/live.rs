@@ -28,17 +28,10 @@ use portcullis_flowtable::{FlowConfig, FlowStats};
 
 use crate::inspect::{Inspector, NoRules};
 use crate::ml::{load_model, AlertLimit, ModelError, WorkerMl};
+/// What an overloaded inline worker does with the frames it has no time to inspect: the
+/// config's `capture.fail-mode`, used as it is.
+pub use portcullis_config::FailMode;
 use crate::replay::{Batch, EventSink, Shard, WorkerOut, WriteOptions};
-
-/// What an overloaded inline worker does with the frames it has no time to inspect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum FailMode {
-    /// Forward them uninspected (counted): the network keeps working.
-    #[default]
-    Open,
-    /// Drop them (counted): nothing passes uninspected.
-    Closed,
-}
 
 /// How the daemon runs.
 #[derive(Clone, Debug)]

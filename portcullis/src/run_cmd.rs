@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use portcullis::control::{self, ControlServer};
-use portcullis::live::{run_live, run_live_plain, FailMode, LiveOptions, LiveSummary};
+use portcullis::live::{run_live, run_live_plain, LiveOptions, LiveSummary};
 use portcullis_config::{Config, EventType, DEFAULT_CONTROL_SOCKET};
 use portcullis_dataplane::live::{CaptureKind, Topology};
 use serde_json::json;
@@ -126,10 +126,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     opts.log_drops = eve_cfg.types.contains(&EventType::Drop);
     opts.model = model;
     opts.ml_alert_limit = crate::alert_limit(&cfg);
-    opts.fail_mode = match cfg.capture.fail_mode.unwrap_or_default() {
-        portcullis_config::FailMode::Open => FailMode::Open,
-        portcullis_config::FailMode::Closed => FailMode::Closed,
-    };
+    opts.fail_mode = cfg.capture.fail_mode.unwrap_or_default();
     opts.backlog_limit = cfg.capture.backlog_limit.unwrap_or(opts.backlog_limit);
     opts.stats_interval = Duration::from_secs(u64::from(cfg.stats.interval.unwrap_or(8)));
     opts.allowlist = cfg.allowlist();
@@ -163,7 +160,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 socket_error = Some(e.to_string());
             }
         }
-        eprintln!("{} mode, {} worker(s); stop with Ctrl-C or SIGTERM", if started_inline(&topology) { "inline" } else { "tap" }, started.ports.len());
+        eprintln!("{} mode, {} worker(s); stop with Ctrl-C or SIGTERM", if topology.is_inline() { "inline" } else { "tap" }, started.ports.len());
     };
     let s = match engine {
         Some(e) => run_live(&opts, Some(e), stop, on_ready),
@@ -177,10 +174,6 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         print_summary(&s);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn started_inline(t: &Topology) -> bool {
-    t.is_inline()
 }
 
 fn summary_json(s: &LiveSummary) -> serde_json::Value {
