@@ -63,6 +63,9 @@ pub struct Config {
     pub control: ControlSection,
     #[serde(default)]
     pub stats: StatsSection,
+    /// Verdicts and enforcement: mode, allowlist, escalation, rate-limit profiles, playbook.
+    #[serde(default)]
+    pub policy: portcullis_policy::PolicyConfig,
 }
 
 /// `capture`: what the daemon (`portcullis run`) listens on and how.
@@ -418,6 +421,55 @@ fn locate(text: &str, message: String) -> String {
     }
 }
 
+/// The YAML parser places an error in a value it had to buffer (a list item, a value read
+/// either as a number or a string) at the start of the enclosing list or mapping. When the
+/// message quotes the bad value (`` `10.0.0.300` ``), the line that holds it, at or after the
+/// reported one, is the one the operator wants.
+fn refine_line(text: &str, message: String) -> String {
+    let Some((head, pos)) = message.rsplit_once(" at line ") else { return message };
+    let Some(line) = pos.split_whitespace().next().and_then(|l| l.parse::<usize>().ok()) else { return message };
+    let quoted = head.split('`').nth(1).filter(|q| !q.is_empty());
+    let bare = head.split("duration ").nth(1).and_then(|r| r.split(' ').next()).filter(|_| quoted.is_none());
+    let Some(value) = quoted.or(bare) else { return message };
+    let key_value = |l: &str| {
+        let t = l.trim_start().trim_start_matches("- ");
+        t == value || t.ends_with(&format!(": {value}")) || t.ends_with(&format!(": \"{value}\""))
+    };
+    match text.lines().enumerate().skip(line.saturating_sub(1)).find(|(_, l)| key_value(l)) {
+        Some((n, _)) if n + 1 != line => format!("{head} at line {}", n + 1),
+        _ => message,
+    }
+}
+
+/// The line (1-based) of the `index`th item of `policy.playbook` in the file's text.
+fn playbook_entry_line(text: &str, index: usize) -> Option<usize> {
+    let mut lines = text.lines().enumerate();
+    lines.by_ref().find(|(_, l)| l.starts_with("policy:"))?;
+    let (_, _) = lines.by_ref().find(|(_, l)| l.trim_start().starts_with("playbook:"))?;
+    let mut item_indent = None;
+    let mut seen = 0;
+    for (n, l) in lines {
+        let t = l.trim_start();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let indent = l.len() - t.len();
+        if indent == 0 {
+            return None;
+        }
+        if t.starts_with("- ") || t == "-" {
+            let want = *item_indent.get_or_insert(indent);
+            if indent == want {
+                if seen == index {
+                    return Some(n + 1);
+                }
+                seen += 1;
+            }
+        }
+    }
+    None
+}
+
 /// An address or CIDR network (`10.0.0.1`, `10.0.0.0/8`, `2001:db8::/32`), IPv4 mapped into
 /// IPv6 (prefix + 96), as (address, prefix length).
 pub fn parse_net(s: &str) -> Option<(std::net::Ipv6Addr, u8)> {
@@ -484,10 +536,29 @@ impl Config {
         let cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: locate(text, e.to_string()) })?
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Parse { path: path.into(), message: refine_line(text, locate(text, e.to_string())) })?
         };
         cfg.validate(path)?;
+        if let Err((i, message)) = cfg.policy.validate() {
+            let at = playbook_entry_line(text, i).map(|l| format!(" at line {l}")).unwrap_or_default();
+            return Err(ConfigError::Parse { path: path.into(), message: format!("policy.playbook{at}: {message}") });
+        }
         Ok(cfg)
+    }
+
+    /// The policy's allowlist from the file: `policy.allowlist` and `capture.allowlist` (the
+    /// daemon adds its own addresses and SSH peers at start).
+    pub fn policy_allowlist(&self) -> portcullis_policy::Allowlist {
+        let mut a = portcullis_policy::Allowlist::default();
+        for n in &self.policy.allowlist {
+            a.add(*n, portcullis_policy::AllowSource::Config);
+        }
+        for s in &self.capture.allowlist {
+            if let Ok(n) = s.parse() {
+                a.add(n, portcullis_policy::AllowSource::Config);
+            }
+        }
+        a
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -787,5 +858,44 @@ mod tests {
         assert!(parse("ml:\n  alert-limit:\n    count: 3\n").is_err(), "seconds is needed");
         let e = parse("ml:\n  enabled: yes\n  interval: 60\n").unwrap_err().to_string();
         assert!(e.contains("interval") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn policy_section_parses_with_defaults() {
+        let c = parse("policy:\n  mode: enforce\n  allowlist: [10.0.0.0/8, 2001:db8::/32]\n  rate-limits:\n    flood: {packets: 100, burst: 20}\n  playbook:\n    - name: scan\n      when: {ml-class: [PortScan]}\n      action: block\n    - when: {classtype: [attempted-recon], count: 5, seconds: 10}\n      action: block\n      duration: 1h\n    - when: {ml-class: [DDoS]}\n      action: rate-limit\n      rate-limit: flood\n").unwrap();
+        let p = &c.policy;
+        assert_eq!(p.mode, portcullis_policy::Mode::Enforce);
+        assert_eq!(p.playbook.len(), 3);
+        assert_eq!(p.playbook[1].duration, Some(portcullis_policy::Secs(3600)));
+        assert_eq!(p.escalation.iter().map(|s| s.0).collect::<Vec<_>>(), vec![600, 3600, 86_400, 604_800]);
+        assert!(c.policy_allowlist().contains("10.2.3.4".parse().unwrap()));
+        // Absent: dry-run, quarantine needs approval.
+        let d = parse("flow: {}\n").unwrap().policy;
+        assert_eq!(d.mode, portcullis_policy::Mode::DryRun);
+        assert_eq!(d.require_approval, vec![portcullis_policy::Action::Quarantine]);
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_line_and_reason() {
+        let cases = [
+            ("policy:\n  playbook:\n    - when: {any-rule: yes}\n      action: obliterate\n", "line 4", "obliterate"),
+            ("policy:\n  playbook:\n    - when: {any-rule: yes}\n      action: block\n      duration: 0s\n", "line 5", "zero"),
+            ("policy:\n  playbook:\n    - when: {any-rule: yes}\n      action: block\n      duration: 0\n", "line 5", "zero"),
+            ("policy:\n  allowlist:\n    - 10.0.0.0/8\n    - 10.0.0.300\n", "line 4", "10.0.0.300"),
+            ("policy:\n  escalation: [10m, 0h]\n", "line 2", "zero"),
+            ("policy:\n  mode: yolo\n", "line 2", "yolo"),
+            ("policy:\n  playbook:\n    - when: {any-rule: yes}\n      action: block\n    - when: {ml-class: [DDoS]}\n      action: rate-limit\n      rate-limit: flood\n", "line 5", "no rate-limit profile `flood`"),
+            ("policy:\n  playbook:\n    - when: {}\n      action: block\n", "line 3", "at least one of"),
+            ("policy:\n  playbook:\n    - when: {sid: [1], count: 3}\n      action: block\n", "line 3", "aggregate"),
+            ("policy:\n  rate-limits:\n    flood: {packets: 0}\n", "line 3", "rate of 0"),
+        ];
+        let mut wrong = Vec::new();
+        for (text, line, reason) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            if !(e.contains("test.yaml") && e.contains(line) && e.contains(reason)) {
+                wrong.push(format!("{text}=> {e}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 }
