@@ -89,6 +89,11 @@ impl Enforcer {
         &mut self.log
     }
 
+    /// The XDP block map, once the capture attached it.
+    pub fn set_fast_drop(&mut self, f: Box<dyn FastDrop>) {
+        self.fast = Some(f);
+    }
+
     pub fn has_nft(&self) -> bool {
         self.nft.is_some()
     }

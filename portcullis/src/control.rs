@@ -7,9 +7,13 @@
 //! creates it, and every connection's peer credentials (`SO_PEERCRED`) are checked, so a
 //! socket path in a directory others can reach is no weaker.
 //!
-//! Requests: `{"cmd":"block","addr":"192.0.2.7","for_secs":600}` (no `for_secs`: until
-//! unblocked), `{"cmd":"unblock","addr":"192.0.2.7"}`, `{"cmd":"blocked"}`,
-//! `{"cmd":"stats"}`. Replies: `{"ok":true,...}` or `{"ok":false,"error":"..."}`.
+//! Requests: `{"cmd":"block","addr":"192.0.2.7","for_secs":600}` (no `for_secs`: the
+//! escalation ladder's first step; `"action":"quarantine"` quarantines instead),
+//! `{"cmd":"unblock","addr":"192.0.2.7"}`, `{"cmd":"blocked"}`, `{"cmd":"pending"}`,
+//! `{"cmd":"approve","id":12}`, `{"cmd":"deny","id":12}`, `{"cmd":"nft-status"}`,
+//! `{"cmd":"stats"}`; `"by"` names the operator in the decision log. Replies:
+//! `{"ok":true,...}` or `{"ok":false,"error":"..."}`. Blocks go through the policy (nftables
+//! and the XDP map, logged as decisions); without one, to the XDP map alone.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -24,6 +28,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::live::Control;
+use crate::policy::PolicyHandle;
+use portcullis_policy::Action;
 
 /// Longest request line accepted; anything longer is refused and the connection closed.
 const MAX_REQUEST: u64 = 4096;
@@ -154,6 +160,11 @@ pub fn handle(req: &Value, control: &Control) -> Value {
         a.parse::<IpAddr>().map_err(|_| err(format!("`{a}` is not an IPv4 or IPv6 address")))
     };
     let blocklist = || control.blocklist.as_ref().ok_or_else(|| err(format!("no block map: {}", control.blocklist_missing.as_deref().unwrap_or("XDP is not attached"))));
+    if let Some(p) = &control.policy {
+        if let Some(reply) = handle_policy(req, cmd, p, control) {
+            return reply;
+        }
+    }
     match cmd {
         "block" => {
             let ip = match addr() {
@@ -216,8 +227,104 @@ pub fn handle(req: &Value, control: &Control) -> Value {
             None => err("no stats yet (the first round is written after stats.interval)"),
         },
         "" => err("`cmd` is missing"),
-        other => err(format!("unknown command `{other}` (block, unblock, blocked, stats)")),
+        other => err(format!("unknown command `{other}` (block, unblock, blocked, pending, approve, deny, nft-status, stats)")),
     }
+}
+
+/// The commands the policy answers; `None` for the others.
+fn handle_policy(req: &Value, cmd: &str, p: &PolicyHandle, control: &Control) -> Option<Value> {
+    let by = req.get("by").and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= 64).unwrap_or("operator");
+    let addr = || -> Result<IpAddr, Value> {
+        let a = req.get("addr").and_then(Value::as_str).ok_or_else(|| err("`addr` is missing"))?;
+        a.parse::<IpAddr>().map_err(|_| err(format!("`{a}` is not an IPv4 or IPv6 address")))
+    };
+    let id = || req.get("id").and_then(Value::as_u64).ok_or_else(|| err("`id` (a decision number) is missing"));
+    Some(match cmd {
+        "block" => {
+            let ip = match addr() {
+                Ok(ip) => ip,
+                Err(e) => return Some(e),
+            };
+            let secs = match req.get("for_secs") {
+                None | Some(Value::Null) => None,
+                Some(v) => match v.as_u64().filter(|&s| s > 0) {
+                    Some(s) => Some(s),
+                    None => return Some(err(format!("`for_secs` must be a whole number of seconds above 0, not {v}"))),
+                },
+            };
+            let action = match req.get("action").and_then(Value::as_str).unwrap_or("block") {
+                "block" => Action::Block,
+                "quarantine" => Action::Quarantine,
+                other => return Some(err(format!("`action` must be block or quarantine, not {other}"))),
+            };
+            match p.operator(action, ip, secs, by) {
+                Ok(d) => json!({ "ok": true, "addr": ip.to_string(), "for_secs": d.duration_secs, "decision": d.id, "action": d.action.name(), "nft": p.nft_missing.is_none() }),
+                Err(e) => err(e),
+            }
+        }
+        "unblock" => {
+            let ip = match addr() {
+                Ok(ip) => ip,
+                Err(e) => return Some(e),
+            };
+            match p.unblock(ip, by) {
+                Ok(was) => {
+                    // An entry put in the XDP map by hand before this daemon's policy knew it.
+                    let was_xdp = control.blocklist.as_ref().and_then(|b| b.unblock(ip).ok()).unwrap_or(false);
+                    json!({ "ok": true, "addr": ip.to_string(), "was_blocked": was || was_xdp })
+                }
+                Err(e) => err(e),
+            }
+        }
+        "blocked" => {
+            let now = portcullis_policy::wall_now();
+            let xdp = control.blocklist.as_ref().and_then(|b| b.list().ok()).unwrap_or_default();
+            let entries: Vec<Value> = p
+                .active()
+                .into_iter()
+                .map(|(ip, action, until, id)| {
+                    let x = xdp.iter().find(|e| e.ip == ip);
+                    json!({
+                        "addr": ip.to_string(),
+                        "action": action.name(),
+                        "decision": id,
+                        "expires_in_secs": ((until - now).max(0) / 1_000_000),
+                        "hits": x.map_or(0, |e| e.hits),
+                        "bytes": x.map_or(0, |e| e.bytes),
+                    })
+                })
+                .collect();
+            json!({ "ok": true, "blocked": entries })
+        }
+        "pending" => json!({ "ok": true, "pending": p.pending() }),
+        "approve" | "deny" => {
+            let id = match id() {
+                Ok(i) => i,
+                Err(e) => return Some(e),
+            };
+            let r = if cmd == "approve" { p.approve(id, by) } else { p.deny(id, by) };
+            match r {
+                Ok(d) => json!({ "ok": true, "decision": d }),
+                Err(e) => err(e),
+            }
+        }
+        "nft-status" => match p.nft_status() {
+            Ok(Some(s)) => json!({ "ok": true, "present": s.present, "elements": s.elements.iter().map(element_json).collect::<Vec<_>>(), "counters": s.counters }),
+            Ok(None) => err(format!("nftables is not enforcing: {}", p.nft_missing.as_deref().unwrap_or("unavailable"))),
+            Err(e) => err(e),
+        },
+        _ => return None,
+    })
+}
+
+/// One nftables element as `nft-status` and `portcullis nft status --json` write it.
+pub fn element_json(e: &portcullis_policy::nft::ElementStatus) -> Value {
+    json!({
+        "set": e.set,
+        "addr": e.addr.to_string(),
+        "timeout_secs": e.timeout.map(|d| d.as_secs()),
+        "expires_in_secs": e.expires.map(|d| d.as_secs()),
+    })
 }
 
 /// Sends one request to the daemon listening on `path` and returns its reply.
@@ -261,6 +368,7 @@ mod tests {
             blocklist_missing: Some("XDP fast drop unavailable: test".into()),
             allowlist: allow.iter().map(|(a, l)| (a.parse().unwrap(), *l)).collect(),
             last_stats: Arc::new(Mutex::new(None)),
+            policy: None,
         }
     }
 

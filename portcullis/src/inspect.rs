@@ -30,6 +30,10 @@ pub trait Inspector: Send + Sync + 'static {
     fn admit(&self, t: &mut Self::Threshold, alert: &Alert, src: &[u8; 16], dst: &[u8; 16]) -> bool;
     /// What an alert's EVE event says about its rule.
     fn rule(&self, alert: &Alert) -> AlertRule<'_>;
+    /// The rule's `classtype` short name (`attempted-recon`), for the policy's playbook.
+    fn classtype(&self, _alert: &Alert) -> Option<&str> {
+        None
+    }
     /// The flow's app-layer protocol as EVE writes it (`app_proto`), if one was recognised.
     fn app_proto(&self, _flow: &Self::Flow) -> Option<&'static str> {
         None
@@ -208,6 +212,9 @@ impl Inspector for Detect {
     fn rule(&self, alert: &Alert) -> AlertRule<'_> {
         let r = self.engine.rule(alert.rule);
         AlertRule { gid: r.gid, sid: r.sid, rev: r.rev, msg: &r.msg, category: &r.category, severity: r.priority, metadata: &r.metadata }
+    }
+    fn classtype(&self, alert: &Alert) -> Option<&str> {
+        self.engine.rule(alert.rule).classtype.as_deref()
     }
     fn app_proto(&self, flow: &Self::Flow) -> Option<&'static str> {
         // `failed` means "none of the protocols Portcullis detects", not "none at all":

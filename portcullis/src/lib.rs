@@ -13,6 +13,7 @@ pub mod features;
 pub mod inspect;
 pub mod live;
 pub mod ml;
+pub mod policy;
 pub mod replay;
 
 pub use inspect::{Inspector, NoRules};

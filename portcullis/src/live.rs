@@ -28,6 +28,7 @@ use portcullis_flowtable::{FlowConfig, FlowStats};
 
 use crate::inspect::{Inspector, NoRules};
 use crate::ml::{load_model, AlertLimit, ModelError, WorkerMl};
+use crate::policy::{decision_event, PolicyHandle};
 /// What an overloaded inline worker does with the frames it has no time to inspect: the
 /// config's `capture.fail-mode`, used as it is.
 pub use portcullis_config::FailMode;
@@ -56,6 +57,9 @@ pub struct LiveOptions {
     pub stats_interval: Duration,
     /// Networks `block` refuses, as (IPv6 or IPv4-mapped address, prefix length).
     pub allowlist: Vec<(Ipv6Addr, u8)>,
+    /// The policy that turns alerts into decisions and enforces them (the daemon always has
+    /// one; tests of the capture alone may run without).
+    pub policy: Option<PolicyHandle>,
 }
 
 impl LiveOptions {
@@ -77,6 +81,7 @@ impl LiveOptions {
             backlog_limit: 1024,
             stats_interval: Duration::from_secs(8),
             allowlist: Vec::new(),
+            policy: None,
         }
     }
 }
@@ -151,6 +156,8 @@ pub struct Control {
     pub allowlist: Vec<(Ipv6Addr, u8)>,
     /// The last `stats` event, as written.
     pub last_stats: Arc<Mutex<Option<serde_json::Value>>>,
+    /// The policy: operator blocks, approvals and what is in force go through it.
+    pub policy: Option<PolicyHandle>,
 }
 
 impl Control {
@@ -199,7 +206,12 @@ pub fn run_live<I: Inspector>(
         },
         allowlist: opts.allowlist.clone(),
         last_stats: Arc::new(Mutex::new(None)),
+        policy: opts.policy.clone(),
     };
+    // Blocks also go to the XDP map, which drops before the kernel's stack.
+    if let (Some(p), Some(b)) = (&opts.policy, &control.blocklist) {
+        p.set_fast_drop(Box::new(XdpFastDrop(b.clone())));
+    }
     let descriptions: Vec<String> = ports.iter().map(Port::describe).collect();
     on_ready(&control, &Started { kind: kind.name(), ports: &descriptions, notes: &notes });
 
@@ -239,6 +251,10 @@ pub fn run_live<I: Inspector>(
 
     let wopts = WriteOptions { log_flows: opts.log_flows, log_alerts: opts.log_alerts, log_drops: opts.log_drops, ml_alert_limit: opts.ml_alert_limit };
     let mut sink = EventSink::new(eve, wopts, engine.clone(), model.clone());
+    let policy = opts.policy.clone();
+    if policy.is_some() {
+        sink.triggers = Some(Vec::new());
+    }
     let mut latest: Vec<WorkerStats> = vec![WorkerStats::default(); n];
     let mut next_stats = Instant::now() + opts.stats_interval;
     let has_rules = engine.is_some();
@@ -300,7 +316,10 @@ pub fn run_live<I: Inspector>(
     };
     let write_stats = |sink: &mut EventSink<I>, latest: &[WorkerStats]| -> Stats {
         let stats = snapshot(latest, sink, xdp.as_ref());
-        let ev = stats_event(live::now(), &stats);
+        let mut ev = stats_event(live::now(), &stats);
+        if let (Some(p), Some(serde_json::Value::Object(m))) = (&policy, ev.get_mut("stats")) {
+            m.insert("policy".into(), p.stats_json());
+        }
         if opts.log_stats {
             if let Some(w) = sink.eve.as_mut() {
                 if let Err(e) = w.write(&ev).and_then(|()| w.flush()) {
@@ -314,12 +333,33 @@ pub fn run_live<I: Inspector>(
         stats
     };
     loop {
-        let wait = next_stats.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(wait) {
-            Ok(LiveMsg::Out(out)) => sink.write_group([out]),
-            Ok(LiveMsg::Stats(i, s)) => latest[i] = *s,
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break,
+        // With a policy, decisions made elsewhere (the control socket, the enforcer's
+        // outcomes) are written within a fraction of a second even when no traffic comes.
+        let mut wait = next_stats.saturating_duration_since(Instant::now());
+        if policy.is_some() {
+            wait = wait.min(DECISION_POLL);
+        }
+        let disconnected = match rx.recv_timeout(wait) {
+            Ok(LiveMsg::Out(out)) => {
+                sink.write_group([out]);
+                false
+            }
+            Ok(LiveMsg::Stats(i, s)) => {
+                latest[i] = *s;
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        if let Some(p) = &policy {
+            if let Some(t) = sink.triggers.as_mut() {
+                p.on_triggers(t);
+                t.clear();
+            }
+            write_decisions(&mut sink, p);
+        }
+        if disconnected {
+            break;
         }
         // Checked after every message too: under steady traffic the channel never times out.
         let now = Instant::now();
@@ -330,10 +370,18 @@ pub fn run_live<I: Inspector>(
             if let Some(b) = &control.blocklist {
                 let _ = b.sweep();
             }
+            if let Some(p) = &policy {
+                p.sweep();
+            }
         }
     }
     for h in handles {
         h.join().map_err(|_| LiveRunError::WorkerPanic)?;
+    }
+    if let Some(p) = &policy {
+        // Decisions the enforcer finished after the last round.
+        std::thread::sleep(DECISION_POLL);
+        write_decisions(&mut sink, p);
     }
     let stats = write_stats(&mut sink, &latest);
     if let Some(e) = sink.failed.take() {
@@ -363,6 +411,39 @@ pub fn run_live<I: Inspector>(
         flows: sink.totals.flows,
         events_written,
     })
+}
+
+/// How often the writer checks for decisions to write when no traffic wakes it.
+const DECISION_POLL: Duration = Duration::from_millis(100);
+
+/// Writes the EVE `decision` events of the decisions whose outcome is known.
+fn write_decisions<I: Inspector>(sink: &mut EventSink<I>, p: &PolicyHandle) {
+    let done = p.take_done();
+    if let Some(w) = sink.eve.as_mut() {
+        for d in &done {
+            if let Err(e) = w.write(&decision_event(d)) {
+                sink.failed.get_or_insert(e);
+            }
+        }
+        if !done.is_empty() {
+            if let Err(e) = w.flush() {
+                sink.failed.get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// The XDP block map as the policy's fast drop path.
+#[derive(Debug)]
+struct XdpFastDrop(Blocklist);
+
+impl portcullis_policy::FastDrop for XdpFastDrop {
+    fn block(&self, addr: std::net::IpAddr, duration: Duration) -> Result<(), String> {
+        self.0.block(addr, Some(duration)).map_err(|e| e.to_string())
+    }
+    fn unblock(&self, addr: std::net::IpAddr) -> Result<(), String> {
+        self.0.unblock(addr).map(|_| ()).map_err(|e| e.to_string())
+    }
 }
 
 /// Runs without rules.

@@ -41,12 +41,24 @@ enum Command {
     /// Run the daemon: capture on the configured interfaces (tap) or bridge two of them
     /// (inline IPS) until SIGINT or SIGTERM.
     Run(run_cmd::RunArgs),
-    /// Drop every packet from an address in the XDP program of the running daemon.
+    /// Block (or quarantine) an address through the running daemon's policy: nftables and
+    /// the XDP block map, for a duration, logged as a decision.
     Block(run_cmd::BlockArgs),
-    /// Remove an address from the running daemon's block map.
+    /// Lift what the running daemon enforces on an address.
     Unblock(run_cmd::UnblockArgs),
-    /// List the running daemon's blocked addresses with their hit counters.
+    /// List what the running daemon enforces, with the XDP map's hit counters.
     Blocked(run_cmd::SocketArgs),
+    /// List the decisions waiting for an operator's approval.
+    Pending(run_cmd::SocketArgs),
+    /// Approve a pending decision: it is enforced from now.
+    Approve(run_cmd::DecisionIdArgs),
+    /// Deny a pending decision: it is dropped, and logged as denied.
+    Deny(run_cmd::DecisionIdArgs),
+    /// Query the decision log.
+    Decisions(run_cmd::DecisionsArgs),
+    /// Portcullis's own nftables table: what is enforced, or remove it.
+    #[command(subcommand)]
+    Nft(run_cmd::NftCommand),
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +130,11 @@ fn main() -> ExitCode {
         Command::Block(a) => run_cmd::block(a),
         Command::Unblock(a) => run_cmd::unblock(a),
         Command::Blocked(a) => run_cmd::blocked(a),
+        Command::Pending(a) => run_cmd::pending(a),
+        Command::Approve(a) => run_cmd::decide(a, true),
+        Command::Deny(a) => run_cmd::decide(a, false),
+        Command::Decisions(a) => run_cmd::decisions(a),
+        Command::Nft(c) => run_cmd::nft(c),
     };
     match r {
         Ok(code) => code,
@@ -177,6 +194,21 @@ fn check_config(path: &Path) -> anyhow::Result<ExitCode> {
         cfg.capture.allowlist.len(),
         if cfg.capture.allowlist.len() == 1 { "y" } else { "ies" }
     );
+    let p = &cfg.policy;
+    let ladder: Vec<String> = p.escalation.iter().map(ToString::to_string).collect();
+    println!(
+        "  policy: mode {}, {} playbook entr{}, {} rate-limit profile(s), escalation {}, approval needed for {}, allowlist {} configured{}{}",
+        p.mode.name(),
+        p.playbook.len(),
+        if p.playbook.len() == 1 { "y" } else { "ies" },
+        p.rate_limits.len(),
+        ladder.join(" → "),
+        if p.require_approval.is_empty() { "nothing".to_string() } else { p.require_approval.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ") },
+        cfg.policy_allowlist().entries().len(),
+        if p.allow_own_addresses { " + this machine's addresses" } else { "" },
+        if p.allow_ssh_sessions { " + SSH session peers" } else { "" },
+    );
+    println!("  decision log: {}", portcullis::policy::state_dir(None, p).join(portcullis_policy::log::FILE).display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -18,7 +18,9 @@ use portcullis_flowtable::{FlowConfig, FlowRecord, FlowSnapshot, FlowStats, Flow
 use portcullis_stream::{Reassembler, StreamConfig, StreamStats};
 
 use crate::inspect::{Action, Alert, Inspector, NoRules, PacketInput};
-use crate::ml::{load_model, AlertLimit, AlertLimiter, MlAlert, MlModel, MlSummary, MlWorkerStats, ModelError, WorkerMl};
+use crate::ml::{load_model, AlertLimit, AlertLimiter, MlAlert, MlKind, MlModel, MlSummary, MlWorkerStats, ModelError, WorkerMl};
+use portcullis_policy::playbook::RuleAction;
+use portcullis_policy::{Trigger, TriggerKind};
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -711,6 +713,9 @@ pub(crate) struct EventSink<I: Inspector> {
     records: Vec<FlowRecord>,
     ml: Vec<MlAlert>,
     order: Vec<(OutputKey, u32)>,
+    /// With a policy: every alert written (after thresholds and limits), as the playbook's
+    /// triggers; drained by the caller after each group.
+    pub(crate) triggers: Option<Vec<Trigger>>,
 }
 
 impl<I: Inspector> EventSink<I> {
@@ -730,11 +735,12 @@ impl<I: Inspector> EventSink<I> {
             records: Vec::new(),
             ml: Vec::new(),
             order: Vec::new(),
+            triggers: None,
         }
     }
 
     pub(crate) fn write_group(&mut self, outs: impl IntoIterator<Item = WorkerOut>) {
-        let EventSink { eve, opts, engine, model, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order } = self;
+        let EventSink { eve, opts, engine, model, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order, triggers } = self;
         events.clear();
         records.clear();
         blocked.clear();
@@ -783,6 +789,9 @@ impl<I: Inspector> EventSink<I> {
                 }
                 totals.ml_alerts += 1;
                 alerted.insert(a.flow.flow_id);
+                if let Some(t) = triggers.as_mut() {
+                    t.push(ml_trigger(a, model));
+                }
                 if !writing || !opts.log_alerts {
                     continue;
                 }
@@ -803,6 +812,9 @@ impl<I: Inspector> EventSink<I> {
                         totals.alerts += 1;
                         if let Some(id) = pkt.flow_id {
                             alerted.insert(id);
+                        }
+                        if let Some(t) = triggers.as_mut() {
+                            t.push(rule_trigger(pkt, alert, engine.as_ref()));
                         }
                         if !writing || !opts.log_alerts {
                             continue;
@@ -838,6 +850,43 @@ impl<I: Inspector> EventSink<I> {
                 }
             }
         }
+    }
+}
+
+/// The policy's view of a rule alert.
+fn rule_trigger<I: Inspector>(pkt: &PacketInfo, alert: &Alert, engine: &I) -> Trigger {
+    let r = engine.rule(alert);
+    let action = match alert.action {
+        Action::Drop => Some(RuleAction::Drop),
+        Action::Reject | Action::RejectSrc | Action::RejectDst | Action::RejectBoth => Some(RuleAction::Reject),
+        _ => None,
+    };
+    Trigger {
+        at: pkt.ts.0,
+        src: portcullis_policy::net::from_key(pkt.key.src),
+        dst: portcullis_policy::net::from_key(pkt.key.dst),
+        flow_id: pkt.flow_id,
+        kind: TriggerKind::Rule { gid: r.gid, sid: r.sid, rev: r.rev, msg: r.msg.to_string(), classtype: engine.classtype(alert).map(String::from), action },
+    }
+}
+
+/// The policy's view of a model alert: the flow's initiator is the source.
+fn ml_trigger(a: &MlAlert, model: &MlModel) -> Trigger {
+    let v = a.verdict(model);
+    Trigger {
+        at: a.at.0,
+        src: portcullis_policy::net::from_key(a.flow.key.src),
+        dst: portcullis_policy::net::from_key(a.flow.key.dst),
+        flow_id: Some(a.flow.flow_id),
+        kind: TriggerKind::Model {
+            anomaly: matches!(a.kind, MlKind::Anomaly),
+            class: v.class.to_string(),
+            score: match a.kind {
+                MlKind::Anomaly => v.anomaly_score.unwrap_or(v.probability),
+                MlKind::Class(_) => v.probability,
+            },
+            top_features: v.top_features.iter().map(|f| (f.name.to_string(), f64::from(f.weight))).collect(),
+        },
     }
 }
 

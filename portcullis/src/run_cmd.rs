@@ -1,5 +1,7 @@
-//! `portcullis run` (the daemon) and the commands that talk to it over its control socket:
-//! `block`, `unblock`, `blocked`.
+//! `portcullis run` (the daemon), the commands that talk to it over its control socket
+//! (`block`, `unblock`, `blocked`, `pending`, `approve`, `deny`), and those that read what it
+//! leaves behind (`decisions`, from the decision log; `nft status`/`nft flush`, on the
+//! kernel's table).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +51,59 @@ pub struct RunArgs {
     /// At exit, print the summary as one JSON object on stdout instead of text on stderr.
     #[arg(long)]
     summary_json: bool,
+    /// Directory of the decision log [default: the config's policy.state-dir, else
+    /// /var/lib/portcullis].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// Do not touch nftables: decisions are logged (and blocks still reach the XDP map).
+    #[arg(long)]
+    no_nft: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DecisionIdArgs {
+    /// The decision's number (`portcullis pending` lists them).
+    id: u64,
+    #[command(flatten)]
+    socket: SocketArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DecisionsArgs {
+    /// Only decisions from this long ago on (`30m`, `24h`, `7d`).
+    #[arg(long, value_name = "DURATION")]
+    since: Option<String>,
+    /// Only decisions about addresses in this network (`192.0.2.7`, `10.0.0.0/8`).
+    #[arg(long, value_name = "ADDR|NET")]
+    addr: Option<String>,
+    /// Only this action (alert, drop, rate-limit, block, quarantine).
+    #[arg(long, value_name = "ACTION")]
+    action: Option<String>,
+    /// At most this many (the newest).
+    #[arg(long, default_value_t = 100)]
+    limit: usize,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Directory of the decision log [default: the config's policy.state-dir, else
+    /// /var/lib/portcullis].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NftCommand {
+    /// What the kernel holds in table inet portcullis: elements with their time left, and
+    /// the named counters.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete table inet portcullis (and nothing else). A running daemon's enforcement
+    /// stops until it is restarted.
+    Flush,
 }
 
 #[derive(Debug, Args)]
@@ -66,9 +121,13 @@ pub struct SocketArgs {
 pub struct BlockArgs {
     /// IPv4 or IPv6 source address to drop.
     addr: String,
-    /// For how long: `30s`, `10m`, `2h`, `1d` [default: until unblocked].
+    /// For how long: `30s`, `10m`, `2h`, `1d` [default: the first step of policy.escalation,
+    /// 10m]. Every block expires: the kernel removes it even if Portcullis is gone.
     #[arg(long = "for", value_name = "DURATION")]
     duration: Option<String>,
+    /// Quarantine instead: all traffic from and to the host except with allowlisted networks.
+    #[arg(long)]
+    quarantine: bool,
     #[command(flatten)]
     socket: SocketArgs,
 }
@@ -131,6 +190,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     opts.stats_interval = Duration::from_secs(u64::from(cfg.stats.interval.unwrap_or(8)));
     opts.allowlist = cfg.allowlist();
 
+    let state = portcullis::policy::state_dir(a.state_dir.as_ref(), &cfg.policy);
+    let policy = portcullis::policy::start(&cfg.policy, cfg.policy_allowlist(), &state, !a.no_nft).context("cannot start the policy")?;
+    for n in &policy.notes {
+        eprintln!("{n}");
+    }
+    opts.policy = Some(policy.handle.clone());
+
     // SIGINT and SIGTERM set the flag; workers see it within one poll timeout, flush their
     // flows, and the capture (XDP program included) is torn down on the way out. A second
     // signal while shutting down exits at once.
@@ -168,6 +234,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     .context("portcullis run failed")?;
     drop(server);
+    drop(opts);
+    // The enforcer finishes what was queued; nftables elements stay and expire by themselves.
+    drop(policy);
     if a.summary_json {
         println!("{}", summary_json(&s));
     } else {
@@ -250,16 +319,15 @@ pub fn block(a: BlockArgs) -> anyhow::Result<ExitCode> {
         Some(d) => Some(control::parse_duration(d).map_err(anyhow::Error::msg)?.as_secs()),
         None => None,
     };
-    let r = send(&a.socket, json!({ "cmd": "block", "addr": a.addr, "for_secs": secs }))?;
-    match secs {
-        Some(s) => eprintln!("blocked {} for {s} s", r["addr"].as_str().unwrap_or(&a.addr)),
-        None => eprintln!("blocked {} until unblocked", r["addr"].as_str().unwrap_or(&a.addr)),
-    }
+    let action = if a.quarantine { "quarantine" } else { "block" };
+    let r = send(&a.socket, json!({ "cmd": "block", "addr": a.addr, "for_secs": secs, "action": action, "by": operator() }))?;
+    let how = if r["nft"] == false { " (XDP map only: nftables is not enforcing)" } else { "" };
+    eprintln!("{} {} for {} s, decision {}{how}", if a.quarantine { "quarantined" } else { "blocked" }, r["addr"].as_str().unwrap_or(&a.addr), r["for_secs"], r["decision"]);
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn unblock(a: UnblockArgs) -> anyhow::Result<ExitCode> {
-    let r = send(&a.socket, json!({ "cmd": "unblock", "addr": a.addr }))?;
+    let r = send(&a.socket, json!({ "cmd": "unblock", "addr": a.addr, "by": operator() }))?;
     if r["was_blocked"] == true {
         eprintln!("unblocked {}", a.addr);
     } else {
@@ -276,7 +344,131 @@ pub fn blocked(a: SocketArgs) -> anyhow::Result<ExitCode> {
     }
     for e in list {
         let left = e["expires_in_secs"].as_u64().map_or("until unblocked".to_string(), |s| format!("{s} s left"));
-        println!("{:<40} {:>12} hits {:>14} bytes  {left}", e["addr"].as_str().unwrap_or("?"), e["hits"], e["bytes"]);
+        let what = match (e["action"].as_str(), e["decision"].as_u64()) {
+            (Some(a), Some(id)) => format!("  {a}, decision {id}"),
+            _ => String::new(),
+        };
+        println!("{:<40} {:>12} hits {:>14} bytes  {left}{what}", e["addr"].as_str().unwrap_or("?"), e["hits"], e["bytes"]);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who is asking, for the decision log: the user behind sudo, else the login name.
+fn operator() -> String {
+    std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| format!("uid {}", rustix::process::getuid().as_raw()))
+}
+
+pub fn pending(a: SocketArgs) -> anyhow::Result<ExitCode> {
+    let r = send(&a, json!({ "cmd": "pending" }))?;
+    let list = r["pending"].as_array().cloned().unwrap_or_default();
+    if list.is_empty() {
+        eprintln!("no decision is waiting for approval");
+    }
+    for d in list {
+        println!("{}", decision_line(&d));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn decide(a: DecisionIdArgs, approve: bool) -> anyhow::Result<ExitCode> {
+    let r = send(&a.socket, json!({ "cmd": if approve { "approve" } else { "deny" }, "id": a.id, "by": operator() }))?;
+    eprintln!("{}", decision_line(&r["decision"]));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One decision as a line of text: `#12 2026-12-06 20:31:02 block 203.0.113.9 10m applied (scan: ...)`.
+fn decision_line(d: &serde_json::Value) -> String {
+    let at = d["at"].as_i64().map(|t| portcullis_eve::format_timestamp(portcullis_common::Timestamp(t))).unwrap_or_default();
+    let dur = d["duration_secs"].as_u64().map(|s| portcullis_policy::Secs(s).to_string()).unwrap_or_else(|| "-".into());
+    let ev = &d["evidence"];
+    let why = if let Some(m) = ev["model"].as_object() {
+        format!("model {} {:.2}", m["class"].as_str().unwrap_or("?"), m["score"].as_f64().unwrap_or(0.0))
+    } else if let Some(r) = ev["rules"].as_array().and_then(|r| r.first()) {
+        format!("rule {}", r.as_str().unwrap_or("?"))
+    } else if let Some(o) = ev["operator"].as_str() {
+        format!("operator {o}")
+    } else {
+        String::new()
+    };
+    let count = ev["count"].as_u64().map(|c| format!(", {c} matches")).unwrap_or_default();
+    let extra = [d["by"].as_str().map(|b| format!("by {b}")), d["note"].as_str().map(String::from), d["enforce_latency_us"].as_u64().map(|u| format!("{u} µs to nftables"))]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "#{:<6} {at:<32} {:<10} {:<39} {:>5} {:<17} {}: {why}{count}{}",
+        d["id"],
+        d["action"].as_str().unwrap_or("?"),
+        d["target"].as_str().unwrap_or("?"),
+        dur,
+        d["state"].as_str().unwrap_or("?"),
+        d["trigger"].as_str().unwrap_or("?"),
+        if extra.is_empty() { String::new() } else { format!(" ({extra})") }
+    )
+}
+
+pub fn decisions(a: DecisionsArgs) -> anyhow::Result<ExitCode> {
+    let cfg = crate::load_config(a.config.as_ref())?;
+    let dir = portcullis::policy::state_dir(a.state_dir.as_ref(), &cfg.policy);
+    let since = match &a.since {
+        Some(s) => Some(portcullis_policy::wall_now() - (portcullis_policy::Secs::parse(s).map_err(anyhow::Error::msg).context("--since")?.0 as i64) * 1_000_000),
+        None => None,
+    };
+    let addr = match &a.addr {
+        Some(s) => Some(s.parse::<portcullis_policy::Net>().map_err(anyhow::Error::msg).context("--addr")?),
+        None => None,
+    };
+    let action = match &a.action {
+        Some(s) => Some(portcullis_policy::Action::parse(s).with_context(|| format!("--action {s}: use alert, drop, rate-limit, block or quarantine"))?),
+        None => None,
+    };
+    let Some(log) = portcullis_policy::DecisionLog::open_existing(&dir)? else {
+        eprintln!("no decision log in {} (no daemon has run with this state directory)", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    };
+    let list = log.query(since, addr, action, a.limit.max(1))?;
+    for d in &list {
+        let v = serde_json::to_value(d)?;
+        if a.json {
+            println!("{v}");
+        } else {
+            println!("{}", decision_line(&v));
+        }
+    }
+    if !a.json {
+        eprintln!("{} decision(s) from {}", list.len(), log.path().display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn nft(c: NftCommand) -> anyhow::Result<ExitCode> {
+    let mut nft = portcullis_policy::nft::Nft::open().context("nftables")?;
+    match c {
+        NftCommand::Flush => {
+            if nft.flush().context("nft flush")? {
+                eprintln!("deleted table inet portcullis");
+            } else {
+                eprintln!("table inet portcullis does not exist; nothing to do");
+            }
+        }
+        NftCommand::Status { json } => {
+            let s = nft.status().context("nft status")?;
+            if json {
+                println!("{}", json!({ "present": s.present, "elements": s.elements.iter().map(control::element_json).collect::<Vec<_>>(), "counters": s.counters }));
+            } else if !s.present {
+                eprintln!("table inet portcullis does not exist (no daemon has run here, or it was flushed)");
+            } else {
+                println!("table inet portcullis: {} element(s)", s.elements.len());
+                for e in &s.elements {
+                    let left = e.expires.map_or("no timeout".to_string(), |d| format!("expires in {} s", d.as_secs()));
+                    println!("  {:<14} {:<40} {left}", e.set, e.addr.to_string());
+                }
+                for (name, packets, bytes) in &s.counters {
+                    println!("  counter {name:<14} {packets:>12} packets {bytes:>14} bytes");
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,15 +7,19 @@
 #[path = "../../dataplane/tests/support/netns.rs"]
 #[allow(dead_code)]
 mod netns;
+#[allow(dead_code)]
+mod support;
+use support::daemon;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use daemon::Daemon;
 use netns::{can_run, veth, Netns};
 use serde_json::Value;
 
@@ -53,106 +57,6 @@ impl Lab {
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
-    }
-}
-
-/// The daemon, stopped with SIGTERM (and killed if it does not stop) when dropped.
-struct Daemon {
-    child: Option<Child>,
-    stderr: Arc<Mutex<Vec<String>>>,
-    socket: PathBuf,
-    eve: PathBuf,
-}
-
-impl Daemon {
-    /// Starts `portcullis run ARGS` in `ns`; `None` (after printing why) when the capture
-    /// cannot open there for lack of kernel support.
-    fn start(ns: &Netns, lab: &Lab, config: &str, args: &[&str]) -> Option<Daemon> {
-        let cfg = lab.path("portcullis.yaml");
-        std::fs::write(&cfg, config).unwrap();
-        let socket = lab.path("run/control.sock");
-        let eve = lab.path("eve.json");
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_portcullis"), "run", "--no-ml", "--summary-json", "-c"])
-            .arg(&cfg)
-            .arg("--socket")
-            .arg(&socket)
-            .arg("--eve")
-            .arg(&eve)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start portcullis run");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let lines = stderr.clone();
-        let err = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("  [portcullis] {l}");
-                if l.starts_with("control socket:") || l.starts_with("warning: control socket") {
-                    let _ = tx.send(());
-                }
-                lines.lock().unwrap().push(l);
-            }
-        });
-        let ready = rx.recv_timeout(Duration::from_secs(60)).is_ok();
-        let mut d = Daemon { child: Some(child), stderr, socket, eve };
-        if !ready {
-            let out = d.stop();
-            let log = d.stderr.lock().unwrap().join("\n");
-            if log.contains("not supported") || log.contains("Operation not permitted") {
-                eprintln!("skipping: the capture could not open here: {log}");
-                return None;
-            }
-            panic!("portcullis run did not start:\n{log}\n{out}");
-        }
-        Some(d)
-    }
-
-    fn ctl(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_portcullis")).args(args).arg("--socket").arg(&self.socket).output().unwrap()
-    }
-
-    /// SIGTERM, wait, and the summary it printed.
-    fn stop(&mut self) -> String {
-        let Some(mut child) = self.child.take() else { return String::new() };
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if child.try_wait().ok().flatten().is_none() {
-            let _ = child.kill();
-            panic!("portcullis run did not stop within 20 s of SIGTERM");
-        }
-        let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
-        out
-    }
-
-    fn summary(&mut self) -> Value {
-        let out = self.stop();
-        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("summary is not JSON ({e}): {out}"))
-    }
-
-    fn events(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.eve).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
-            std::thread::sleep(Duration::from_millis(500));
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
@@ -289,7 +193,7 @@ fn inline_afpacket_fallback_does_the_same() {
 fn inline_bridge(capture: &str, kind: &str) {
     let lab = Lab::new(if capture == "afxdp" { "lvi" } else { "lvp" });
     let rules = write_rules(&lab);
-    let Some(mut d) = Daemon::start(&lab.bridge, &lab, &config(""), &["--inline", "b0,b1", "--capture", capture, "--rules", rules.to_str().unwrap()]) else {
+    let Some(mut d) = Daemon::start(&lab.bridge, lab.dir.path(), &config(""), &["--inline", "b0,b1", "--capture", capture, "--rules", rules.to_str().unwrap()]) else {
         return;
     };
     // The XDP program is attached for the block map whatever the backend.
@@ -335,7 +239,7 @@ fn blocked_source_is_dropped_in_the_kernel_and_userspace_never_sees_it() {
     }
     let lab = Lab::new("lvb");
     let cfg = config(&format!("capture:\n  allowlist: [\"{SERVER}/32\"]\n"));
-    let Some(mut d) = Daemon::start(&lab.bridge, &lab, &cfg, &["--inline", "b0,b1", "--capture", "afxdp"]) else {
+    let Some(mut d) = Daemon::start(&lab.bridge, lab.dir.path(), &cfg, &["--inline", "b0,b1", "--capture", "afxdp"]) else {
         return;
     };
     let gap = Duration::from_millis(2);
@@ -372,7 +276,7 @@ fn overload_policy_fail_open_forwards_and_fail_closed_drops() {
     for (mode, port) in [("open", 9100u16), ("closed", 9101)] {
         let lab = Lab::new(if mode == "open" { "lvo" } else { "lvx" });
         let cfg = config(&format!("capture:\n  fail-mode: {mode}\n  backlog-limit: 0\n"));
-        let Some(mut d) = Daemon::start(&lab.bridge, &lab, &cfg, &["--inline", "b0,b1", "--capture", "afxdp"]) else {
+        let Some(mut d) = Daemon::start(&lab.bridge, lab.dir.path(), &cfg, &["--inline", "b0,b1", "--capture", "afxdp"]) else {
             return;
         };
         let sent = 20_000;
@@ -407,7 +311,7 @@ fn tap_with_af_packet_sees_both_directions_and_leaves_traffic_alone() {
     client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
     server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
     let lab = Lab { client, bridge: Netns::new("lvtx").unwrap(), server, dir: tempfile::tempdir().unwrap() };
-    let Some(mut d) = Daemon::start(&lab.server, &lab, &config(""), &["--iface", "s0", "--capture", "afpacket"]) else {
+    let Some(mut d) = Daemon::start(&lab.server, lab.dir.path(), &config(""), &["--iface", "s0", "--capture", "afpacket"]) else {
         return;
     };
     let (_, stop_server) = http_server(&lab);
