@@ -62,9 +62,8 @@ fn cstring(s: &str) -> CString {
 pub(crate) struct Enforcer {
     sock: NlSocket,
     cfg: Option<NftConfig>,
+    /// Found by the first install's check (or set by `set_timeout_refresh`).
     refresh: Option<TimeoutRefresh>,
-    /// `set_timeout_refresh` was called: installs do not check the kernel.
-    forced: bool,
     buf: Vec<u8>,
     /// Sequence numbers of dump requests (batches number their own messages from 1).
     seq: u32,
@@ -76,7 +75,6 @@ impl std::fmt::Debug for Enforcer {
             .field("sock", &self.sock)
             .field("cfg", &self.cfg)
             .field("refresh", &self.refresh)
-            .field("forced", &self.forced)
             .finish_non_exhaustive()
     }
 }
@@ -172,7 +170,6 @@ impl Enforcer {
             sock: NlSocket::open(READ_TIMEOUT)?,
             cfg: None,
             refresh: None,
-            forced: false,
             buf: vec![0; RECV_BUF + 8],
             seq: 1 << 30,
         })
@@ -188,7 +185,6 @@ impl Enforcer {
 
     pub(crate) fn set_timeout_refresh(&mut self, refresh: TimeoutRefresh) {
         self.refresh = Some(refresh);
-        self.forced = true;
     }
 
     pub(crate) fn install(
@@ -252,7 +248,7 @@ impl Enforcer {
 
         self.transact(tx, "the install of table inet portcullis")?;
         self.cfg = Some(cfg.clone());
-        if !self.forced {
+        if self.refresh.is_none() {
             // A failed check leaves the choice that is right on every kernel.
             self.refresh = Some(self.probe_refresh().unwrap_or(TimeoutRefresh::Recreate));
         }

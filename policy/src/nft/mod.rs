@@ -66,11 +66,14 @@
 //!     absent element therefore succeeds and changes nothing.
 //!   - **Add** of an element that exists must restart its timeout. On recent kernels (seen on
 //!     6.18) a `NEWSETELEM` without `NLM_F_EXCL` updates an existing element's timeout and
-//!     expiry in place; older kernels keep the old ones (as the nftables wiki still says). `install` checks which the running kernel does
-//!     (once per [`Nft`], with a set of its own created and deleted in the table right after
-//!     the install batch) and, where the kernel keeps the old timeout, sends every add as "add
-//!     (no timeout), delete, add with the timeout" in the same batch
-//!     ([`TimeoutRefresh::Recreate`]).
+//!     expiry in place; older kernels keep the old ones (as the nftables wiki still says). The
+//!     first `install` of an [`Nft`] checks which the running kernel does, with a set of its
+//!     own (`refresh_probe`, used by no rule) created and deleted in the table right after the
+//!     install batch; where the kernel keeps the old timeout, every add is sent as "add (no
+//!     timeout), delete, add with the timeout" in the same batch ([`TimeoutRefresh::Recreate`]).
+//!   - The kernel handles a batch while the send runs and queues every answer before the send
+//!     returns; the enforcer still reads until each message is acknowledged (or one is
+//!     refused), with a 5 s limit that only a broken socket could reach.
 //! - Errors: a refused message gives [`NftError::Kernel`] naming it; `EPERM` says that
 //!   CAP_NET_ADMIN is needed.
 //!
@@ -318,8 +321,9 @@ impl Nft {
         }
     }
 
-    /// How adds refresh timeouts: found by [`Nft::install`]'s check of the kernel, `None`
-    /// before it ran (then `apply` uses [`TimeoutRefresh::Recreate`], which is always right).
+    /// How adds refresh timeouts: found by the first [`Nft::install`]'s check of the kernel,
+    /// `None` before it ran (then `apply` uses [`TimeoutRefresh::Recreate`], which is always
+    /// right). A check that fails also gives `Recreate`.
     pub fn timeout_refresh(&self) -> Option<TimeoutRefresh> {
         #[cfg(feature = "nftables")]
         {
@@ -332,7 +336,7 @@ impl Nft {
     }
 
     /// Overrides the kernel check (for tests of both paths, and for a kernel the check gets
-    /// wrong); later installs keep the override.
+    /// wrong); later installs do not check again.
     pub fn set_timeout_refresh(&mut self, refresh: TimeoutRefresh) {
         #[cfg(feature = "nftables")]
         {
