@@ -441,6 +441,13 @@ mod tests {
     }
 
     #[test]
+    fn nft_can_move_to_the_enforcer_thread() {
+        fn send_debug<T: Send + std::fmt::Debug>() {}
+        send_debug::<Nft>();
+        send_debug::<NftError>();
+    }
+
+    #[test]
     fn profile_names() {
         let cases: &[(&str, bool)] = &[
             ("flood", true),
