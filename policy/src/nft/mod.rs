@@ -500,21 +500,3 @@ mod tests {
     }
 }
 
-// Placeholder until the netlink implementation lands (replaced at merge).
-impl Nft {
-    pub fn open() -> Result<Nft, NftError> {
-        Err(NftError::NotBuilt)
-    }
-    pub fn install(&mut self, _cfg: &NftConfig, _allow: &[Net], _elements: &[(SetKind, IpAddr, Duration)]) -> Result<(), NftError> {
-        Err(NftError::NotBuilt)
-    }
-    pub fn apply(&mut self, _ops: &[Op]) -> Result<(), NftError> {
-        Err(NftError::NotBuilt)
-    }
-    pub fn status(&mut self) -> Result<TableStatus, NftError> {
-        Err(NftError::NotBuilt)
-    }
-    pub fn flush(&mut self) -> Result<bool, NftError> {
-        Err(NftError::NotBuilt)
-    }
-}
