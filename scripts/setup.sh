@@ -23,6 +23,11 @@ command -v ping >/dev/null || need+=(iputils-ping)
 command -v ethtool >/dev/null || need+=(ethtool)
 # libpcap for portcullis-dataplane's `pcap` feature (live capture fallback; on by default).
 [ -e /usr/include/pcap/pcap.h ] || need+=(libpcap-dev)
+# The nftables enforcer (portcullis-policy's `nftables` feature) links libnftnl and libmnl;
+# the namespace tests read the kernel's table back with the `nft` command.
+[ -e /usr/include/libnftnl/set.h ] || need+=(libnftnl-dev)
+[ -e /usr/include/libmnl/libmnl.h ] || need+=(libmnl-dev)
+command -v nft >/dev/null || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -60,11 +60,6 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// An address as the flow key stores it (16 bytes, IPv4 mapped).
-pub fn from_key(bytes: [u8; 16]) -> IpAddr {
-    canonical(IpAddr::V6(Ipv6Addr::from(bytes)))
-}
-
 impl FromStr for Net {
     type Err = String;
     fn from_str(s: &str) -> Result<Net, String> {

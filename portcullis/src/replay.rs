@@ -863,8 +863,8 @@ fn rule_trigger<I: Inspector>(pkt: &PacketInfo, alert: &Alert, engine: &I) -> Tr
     };
     Trigger {
         at: pkt.ts.0,
-        src: portcullis_policy::net::from_key(pkt.key.src),
-        dst: portcullis_policy::net::from_key(pkt.key.dst),
+        src: pkt.key.src_ip(),
+        dst: pkt.key.dst_ip(),
         flow_id: pkt.flow_id,
         kind: TriggerKind::Rule { gid: r.gid, sid: r.sid, rev: r.rev, msg: r.msg.to_string(), classtype: engine.classtype(alert).map(String::from), action },
     }
@@ -875,8 +875,8 @@ fn ml_trigger(a: &MlAlert, model: &MlModel) -> Trigger {
     let v = a.verdict(model);
     Trigger {
         at: a.at.0,
-        src: portcullis_policy::net::from_key(a.flow.key.src),
-        dst: portcullis_policy::net::from_key(a.flow.key.dst),
+        src: a.flow.key.src_ip(),
+        dst: a.flow.key.dst_ip(),
         flow_id: Some(a.flow.flow_id),
         kind: TriggerKind::Model {
             anomaly: matches!(a.kind, MlKind::Anomaly),
