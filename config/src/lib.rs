@@ -888,6 +888,7 @@ mod tests {
             ("policy:\n  playbook:\n    - when: {}\n      action: block\n", "line 3", "at least one of"),
             ("policy:\n  playbook:\n    - when: {sid: [1], count: 3}\n      action: block\n", "line 3", "aggregate"),
             ("policy:\n  rate-limits:\n    flood: {packets: 0}\n", "line 3", "rate of 0"),
+            ("policy:\n  playbook:\n    - when: {ml-class: [DDoS]}\n      action: drop\n", "line 3", "rule-action: drop"),
         ];
         let mut wrong = Vec::new();
         for (text, line, reason) in cases {

@@ -89,6 +89,16 @@ impl PolicyConfig {
             if e.when.min_score.is_some_and(|m| !(0.0..=1.0).contains(&m)) {
                 return Err((i, format!("playbook entry `{}`: min-score must lie between 0 and 1", e.label(i))));
             }
+            let only_rule_drops = e.when == When { rule_action: Some(RuleAction::Drop), ..When::default() };
+            if e.action == Action::Drop && !only_rule_drops {
+                return Err((
+                    i,
+                    format!(
+                        "playbook entry `{}`: `drop` records the inline drop a rule with action drop already made, so its trigger must be `when: {{rule-action: drop}}` alone; to stop traffic on other triggers use block, rate-limit or quarantine",
+                        e.label(i)
+                    ),
+                ));
+            }
             if !e.action.is_enforced_on_address() && e.duration.is_some() {
                 return Err((i, format!("playbook entry `{}`: {} takes no duration", e.label(i), e.action)));
             }

@@ -117,6 +117,11 @@ struct ReplayArgs {
     /// Do not score flows (and do not compute their features), whatever the config says.
     #[arg(long)]
     no_ml: bool,
+    /// Run the config's policy playbook over the alerts, in dry-run, and write its decisions
+    /// as EVE `decision` events: what `portcullis run` would have blocked. Nothing is
+    /// enforced.
+    #[arg(long)]
+    policy: bool,
 }
 
 fn main() -> ExitCode {
@@ -255,6 +260,7 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         progress: !a.no_progress && std::io::stderr().is_terminal(),
         model,
         ml_alert_limit: alert_limit(&cfg),
+        policy: a.policy.then(|| (cfg.policy.clone(), cfg.policy_allowlist())),
     };
     let s = match engine {
         Some(e) => run_replay_with(&opts, Some(e)),
@@ -341,6 +347,7 @@ fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {
         "alerts": s.detect.map(|d| d.alert),
         "blocked": s.ips.map(|i| i.blocked),
         "app_layer": s.app_layer.as_ref().map(|a| serde_json::json!({ "flows": a.flows, "errors": a.errors, "anomalies": a.anomalies })),
+        "policy": s.policy.as_ref().map(|p| serde_json::to_value(p).unwrap_or_default()),
         "ml": s.ml.as_ref().map(|m| serde_json::json!({
             "model": m.model,
             "version": m.version,
@@ -403,6 +410,12 @@ fn print_summary(s: &ReplaySummary, threads: usize) {
         if total > 0 {
             eprintln!("  app anomal {:>12}  ({})", total, top.join(", "));
         }
+    }
+    if let Some(p) = &s.policy {
+        eprintln!(
+            "  policy     {:>12}  decisions (dry-run) from {} triggers: {} would be enforced, {} waiting for approval, {} refused by the allowlist",
+            p.decisions, p.triggers, p.dry_run, p.pending, p.allowlist_refusals
+        );
     }
     if s.events_written > 0 {
         eprintln!("  EVE events {:>12}", s.events_written);

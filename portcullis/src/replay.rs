@@ -20,7 +20,7 @@ use portcullis_stream::{Reassembler, StreamConfig, StreamStats};
 use crate::inspect::{Action, Alert, Inspector, NoRules, PacketInput};
 use crate::ml::{load_model, AlertLimit, AlertLimiter, MlAlert, MlKind, MlModel, MlSummary, MlWorkerStats, ModelError, WorkerMl};
 use portcullis_policy::playbook::RuleAction;
-use portcullis_policy::{Trigger, TriggerKind};
+use portcullis_policy::{Allowlist, Mode, PolicyConfig, PolicyEngine, PolicyStats, Trigger, TriggerKind};
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -48,6 +48,9 @@ pub struct ReplayOptions {
     pub model: Option<PathBuf>,
     /// Limit on model alerts per source and detector; `None`: every one is written.
     pub ml_alert_limit: Option<AlertLimit>,
+    /// Run this policy's playbook, in dry-run, over the alerts written, and write its
+    /// decisions as EVE `decision` events (with the allowlist; nothing is enforced).
+    pub policy: Option<(PolicyConfig, Allowlist)>,
 }
 
 impl Default for ReplayOptions {
@@ -67,6 +70,7 @@ impl Default for ReplayOptions {
             progress: false,
             model: None,
             ml_alert_limit: Some(AlertLimit::default()),
+            policy: None,
         }
     }
 }
@@ -93,6 +97,8 @@ pub struct ReplaySummary {
     pub ml: Option<MlSummary>,
     /// App-layer flows by protocol and parser anomalies, when rules were loaded.
     pub app_layer: Option<AppStats>,
+    /// What the dry-run policy decided, with `policy`.
+    pub policy: Option<PolicyStats>,
 }
 
 impl ReplaySummary {
@@ -676,6 +682,7 @@ pub(crate) struct WriterTotals {
     pub(crate) suppressed: u64,
     pub(crate) ml_suppressed: u64,
     pub(crate) ips: IpsStats,
+    pub(crate) policy: Option<PolicyStats>,
 }
 
 /// What decides which events are written, from the options of a replay or the daemon.
@@ -903,6 +910,18 @@ fn writer<I: Inspector>(
     let mut pending: BTreeMap<u64, (usize, Vec<WorkerOut>)> = BTreeMap::new();
     let mut next = 0u64;
     let mut sink = EventSink::new(eve, WriteOptions::of(opts), engine, model);
+    // A replay enforces nothing: the playbook runs in dry-run (approvals stay pending) on the
+    // packets' own clock, so its decisions depend only on the capture.
+    let mut policy = opts.policy.as_ref().map(|(cfg, allow)| {
+        let mut cfg = cfg.clone();
+        if cfg.mode == Mode::Enforce {
+            cfg.mode = Mode::DryRun;
+        }
+        PolicyEngine::new(cfg, allow.clone(), 1)
+    });
+    if policy.is_some() {
+        sink.triggers = Some(Vec::new());
+    }
     for out in rx {
         let e = pending.entry(out.seq).or_insert((0, Vec::new()));
         e.0 += 1;
@@ -910,9 +929,21 @@ fn writer<I: Inspector>(
         while pending.get(&next).is_some_and(|(n, _)| *n == workers) {
             let (_, outs) = pending.remove(&next).unwrap_or_default();
             sink.write_group(outs);
+            if let (Some(p), Some(t)) = (policy.as_mut(), sink.triggers.as_mut()) {
+                for trigger in t.drain(..) {
+                    for d in p.on_trigger(&trigger) {
+                        if let Some(w) = sink.eve.as_mut() {
+                            if let Err(e) = w.write(&crate::policy::decision_event(&d)) {
+                                sink.failed.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            }
             next += 1;
         }
     }
+    sink.totals.policy = policy.map(|p| p.stats);
     match sink.failed {
         Some(e) => Err(e),
         None => Ok((sink.eve, sink.totals)),
@@ -1081,6 +1112,7 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     summary.bytes = decoder.stats.bytes;
     summary.anomalies = decoder.stats.anomalies();
     summary.flows = totals.flows;
+    summary.policy = totals.policy.clone();
     if engine.is_some() || model.is_some() {
         // Suricata's detect.alert counts every alert event; model alerts are alert events.
         summary.detect = Some(DetectStats { alert: totals.alerts + totals.ml_alerts, alerts_suppressed: totals.suppressed + totals.ml_suppressed });
