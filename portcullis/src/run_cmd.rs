@@ -195,6 +195,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     for n in &policy.notes {
         eprintln!("{n}");
     }
+    if !topology.is_inline() && cfg.policy.playbook.iter().any(|e| e.action == portcullis_policy::Action::Drop) {
+        eprintln!("note: policy: tapping, nothing is dropped inline; `drop` entries log the rules' drops as alerts (block, rate-limit and quarantine still act in nftables)");
+    }
     opts.policy = Some(policy.handle.clone());
 
     // SIGINT and SIGTERM set the flag; workers see it within one poll timeout, flush their
