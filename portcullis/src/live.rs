@@ -11,7 +11,7 @@
 
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -223,6 +223,10 @@ pub fn run_live<I: Inspector>(
     let (tx, rx) = bounded::<LiveMsg>(n * 64);
     // The first port that failed, which stops the daemon.
     let failed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    // Workers still polling. A worker that stopped keeps its port open until every other
+    // one stopped too: closing a fanout member hands its flows to the members left, which
+    // would see the rest of those flows (a dropped flow's retransmissions, say) as new ones.
+    let polling = Arc::new(AtomicUsize::new(n));
     let mut handles = Vec::with_capacity(n);
     for (i, port) in ports.into_iter().enumerate() {
         let tx = tx.clone();
@@ -230,6 +234,7 @@ pub fn run_live<I: Inspector>(
         let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
         let stop = stop.clone();
         let failed = failed.clone();
+        let polling = polling.clone();
         let w = WorkerSettings {
             index: i,
             flow: flow_cfg,
@@ -243,7 +248,7 @@ pub fn run_live<I: Inspector>(
         handles.push(
             thread::Builder::new()
                 .name(format!("live-worker-{i}"))
-                .spawn(move || live_worker(w, port, engine, ml, tx, stop, failed))
+                .spawn(move || live_worker(w, port, engine, ml, tx, stop, failed, &polling))
                 .expect("spawn worker thread"),
         );
     }
@@ -475,6 +480,7 @@ fn live_worker<I: Inspector>(
     tx: Sender<LiveMsg>,
     stop: Arc<AtomicBool>,
     failed: Arc<Mutex<Option<String>>>,
+    polling: &AtomicUsize,
 ) {
     let with_bytes = engine.is_some();
     let mut shard = Shard::new(w.flow, engine, ml, w.inline);
@@ -565,6 +571,13 @@ fn live_worker<I: Inspector>(
                 break;
             }
         }
+    }
+    // Wait (a bounded time: a worker that panicked never arrives) until no worker polls any
+    // more, so no port closes while another still reads its fanout group.
+    polling.fetch_sub(1, Ordering::AcqRel);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while polling.load(Ordering::Acquire) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(5));
     }
     decoder.flush();
     let mut out = WorkerOut::new(0);

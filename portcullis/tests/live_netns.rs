@@ -220,8 +220,8 @@ fn inline_bridge(capture: &str, kind: &str) {
     assert!(alerts.iter().any(|e| e["alert"]["signature_id"] == 2 && e["app_proto"] == "http"), "app-layer rules run live: {alerts:?}");
     assert!(ev.iter().any(|e| e["event_type"] == "drop"), "a drop event is written");
     // Every flow was flushed at shutdown.
-    let flows = ev.iter().filter(|e| e["event_type"] == "flow" && e["dest_port"] == 8080).count();
-    assert_eq!(flows, 4, "one flow event per connection");
+    let flows: Vec<&Value> = ev.iter().filter(|e| e["event_type"] == "flow" && e["dest_port"] == 8080).collect();
+    assert_eq!(flows.len(), 4, "one flow event per connection: {flows:#?}");
     let stats = ev.iter().rev().find(|e| e["event_type"] == "stats").expect("a stats event");
     if kind == "af-xdp" {
         assert!(stats["stats"]["capture"]["afxdp"]["rx_ring_full"].is_u64(), "{stats}");
