@@ -89,8 +89,17 @@ impl Enforcer {
         &mut self.log
     }
 
-    /// The XDP block map, once the capture attached it.
+    /// The XDP block map, once the capture attached it. Blocks already in force (restored at
+    /// start, before the map existed) are put in it for the time they have left.
     pub fn set_fast_drop(&mut self, f: Box<dyn FastDrop>) {
+        let now = wall_now();
+        if let Ok(in_force) = self.log.in_force(now) {
+            for d in in_force.iter().filter(|d| d.action == Action::Block) {
+                if let Some(until) = d.expires() {
+                    let _ = f.block(d.target, Duration::from_micros((until - now).max(1_000_000) as u64));
+                }
+            }
+        }
         self.fast = Some(f);
     }
 

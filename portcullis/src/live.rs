@@ -232,9 +232,7 @@ pub fn run_live<I: Inspector>(
         let tx = tx.clone();
         let engine = engine.clone();
         let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
-        let stop = stop.clone();
-        let failed = failed.clone();
-        let polling = polling.clone();
+        let shared = WorkerShared { stop: stop.clone(), failed: failed.clone(), polling: polling.clone() };
         let w = WorkerSettings {
             index: i,
             flow: flow_cfg,
@@ -248,7 +246,7 @@ pub fn run_live<I: Inspector>(
         handles.push(
             thread::Builder::new()
                 .name(format!("live-worker-{i}"))
-                .spawn(move || live_worker(w, port, engine, ml, tx, stop, failed, &polling))
+                .spawn(move || live_worker(w, port, engine, ml, tx, shared))
                 .expect("spawn worker thread"),
         );
     }
@@ -468,6 +466,13 @@ struct WorkerSettings {
     stats_interval: Duration,
 }
 
+/// What the workers share: the stop flag, the first port failure, and how many still poll.
+struct WorkerShared {
+    stop: Arc<AtomicBool>,
+    failed: Arc<Mutex<Option<String>>>,
+    polling: Arc<AtomicUsize>,
+}
+
 /// How long a poll waits for frames: also how quickly a worker notices `stop` and how late an
 /// idle worker expires flows.
 const POLL_TIMEOUT: Duration = Duration::from_millis(100);
@@ -478,10 +483,9 @@ fn live_worker<I: Inspector>(
     engine: Option<Arc<I>>,
     ml: Option<WorkerMl>,
     tx: Sender<LiveMsg>,
-    stop: Arc<AtomicBool>,
-    failed: Arc<Mutex<Option<String>>>,
-    polling: &AtomicUsize,
+    shared: WorkerShared,
 ) {
+    let WorkerShared { stop, failed, polling } = shared;
     let with_bytes = engine.is_some();
     let mut shard = Shard::new(w.flow, engine, ml, w.inline);
     if w.inline {
