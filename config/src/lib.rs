@@ -554,7 +554,12 @@ impl Config {
             a.add(*n, portcullis_policy::AllowSource::Config);
         }
         for s in &self.capture.allowlist {
-            if let Ok(n) = s.parse() {
+            // Validated at load; `parse_net` maps IPv4 into IPv6, so map it back.
+            if let Some((v6, len)) = parse_net(s) {
+                let n = match v6.to_ipv4_mapped() {
+                    Some(v4) if len >= 96 => portcullis_policy::Net { addr: v4.into(), prefix: len - 96 },
+                    _ => portcullis_policy::Net { addr: v6.into(), prefix: len },
+                };
                 a.add(n, portcullis_policy::AllowSource::Config);
             }
         }

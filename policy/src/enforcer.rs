@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Decision, Micros, State};
 use crate::log::{DecisionLog, LogError};
-use crate::net::Net;
+use crate::net::{Allowlist, Net};
 use crate::nft::{Nft, NftConfig, NftError, Op, RateLimit, SetKind};
 use crate::playbook::{Action, PolicyConfig};
 
@@ -54,6 +54,8 @@ pub struct Enforcer {
     pub nft_missing: Option<String>,
     fast: Option<Box<dyn FastDrop>>,
     log: DecisionLog,
+    /// Nothing in it is ever put in a set or the XDP map, also not from the log.
+    allow: Allowlist,
     nft_cfg: NftConfig,
     /// Rate-limit profile names, in `nft_cfg.rate_limits` order.
     profiles: Vec<String>,
@@ -71,14 +73,34 @@ pub fn nft_config(cfg: &PolicyConfig) -> NftConfig {
 impl Enforcer {
     /// `nft`: the opened netlink socket, or why it could not be opened (then decisions are
     /// logged as failed with that reason, and said once at start by the caller).
-    pub fn new(cfg: &PolicyConfig, nft: Result<Nft, NftError>, fast: Option<Box<dyn FastDrop>>, log: DecisionLog) -> Enforcer {
+    pub fn new(cfg: &PolicyConfig, nft: Result<Nft, NftError>, fast: Option<Box<dyn FastDrop>>, log: DecisionLog, allow: Allowlist) -> Enforcer {
         let nft_cfg = nft_config(cfg);
         let profiles = nft_cfg.rate_limits.iter().map(|r| r.name.clone()).collect();
         let (nft, nft_missing) = match nft {
             Ok(n) => (Some(n), None),
             Err(e) => (None, Some(e.to_string())),
         };
-        Enforcer { nft, nft_missing, fast, log, nft_cfg, profiles, stats: EnforcerStats::default() }
+        Enforcer { nft, nft_missing, fast, log, allow, nft_cfg, profiles, stats: EnforcerStats::default() }
+    }
+
+    /// Stops using nftables (its table could not be installed): decisions are then enforced
+    /// in the XDP map where it can hold them, and fail otherwise, saying `reason`.
+    pub fn disable_nft(&mut self, reason: String) {
+        self.nft = None;
+        self.nft_missing = Some(reason);
+    }
+
+    /// Decisions the log holds in force at `now` whose target is not allowlisted; those that
+    /// are (the allowlist grew since) are marked revoked in the log.
+    fn in_force_allowed(&mut self, now: Micros) -> Result<Vec<Decision>, LogError> {
+        let all = self.log.in_force(now)?;
+        let (keep, lifted): (Vec<Decision>, Vec<Decision>) = all.into_iter().partition(|d| !self.allow.contains(d.target));
+        for d in &lifted {
+            let why = format!("{} is allowlisted now; lifted at start", d.target);
+            eprintln!("policy: decision {} ({} {}): {why}", d.id, d.action, d.target);
+            self.log.revoke_target(d.target, "allowlist", Some(&why), now)?;
+        }
+        Ok(keep)
     }
 
     pub fn log(&self) -> &DecisionLog {
@@ -93,12 +115,17 @@ impl Enforcer {
     /// start, before the map existed) are put in it for the time they have left.
     pub fn set_fast_drop(&mut self, f: Box<dyn FastDrop>) {
         let now = wall_now();
-        if let Ok(in_force) = self.log.in_force(now) {
-            for d in in_force.iter().filter(|d| d.action == Action::Block) {
-                if let Some(until) = d.expires() {
-                    let _ = f.block(d.target, Duration::from_micros((until - now).max(1_000_000) as u64));
+        match self.in_force_allowed(now) {
+            Ok(in_force) => {
+                for d in in_force.iter().filter(|d| d.action == Action::Block) {
+                    if let Some(until) = d.expires() {
+                        if let Err(e) = f.block(d.target, Duration::from_micros((until - now).max(1_000_000) as u64)) {
+                            eprintln!("warning: policy: cannot restore the block of {} in the XDP map: {e}", d.target);
+                        }
+                    }
                 }
             }
+            Err(e) => eprintln!("warning: policy: blocks in force not put in the XDP map: {e}"),
         }
         self.fast = Some(f);
     }
@@ -110,17 +137,12 @@ impl Enforcer {
     /// Installs the table afresh (one transaction) with the allowlist and every decision the
     /// log holds in force at `now`, each for the time it has left. Returns those decisions.
     pub fn reconcile(&mut self, allow: &[Net], now: Micros) -> Result<Vec<Decision>, EnforceError> {
-        let in_force = self.log.in_force(now)?;
+        let in_force = self.in_force_allowed(now)?;
         let mut elements = Vec::new();
         for d in &in_force {
             if let (Some(set), Some(until)) = (self.set_of(d), d.expires()) {
                 let left = Duration::from_micros((until - now).max(1_000_000) as u64);
                 elements.push((set, d.target, left));
-                if let Some(f) = &self.fast {
-                    if d.action == Action::Block {
-                        let _ = f.block(d.target, left);
-                    }
-                }
             }
         }
         if let Some(nft) = self.nft.as_mut() {
@@ -159,14 +181,19 @@ impl Enforcer {
             }
         }
         if !idx.is_empty() {
+            // Without nftables a block still reaches the XDP map (below); the other actions
+            // have nowhere to go.
+            let xdp_only = self.nft.is_none() && self.fast.is_some();
             let result = match self.nft.as_mut() {
                 Some(nft) if !ops.is_empty() => nft.apply(&ops).map_err(|e| e.to_string()),
                 Some(_) => Ok(()),
+                None if xdp_only => Ok(()),
                 None => Err(format!("not enforced: {}", self.nft_missing.as_deref().unwrap_or("no nftables"))),
             };
             let acked = Instant::now();
             let wall = wall_now();
             match &result {
+                Ok(()) if xdp_only => {}
                 Ok(()) => {
                     self.stats.transactions += u64::from(!ops.is_empty());
                     self.stats.elements_added += ops.len() as u64;
@@ -176,8 +203,15 @@ impl Enforcer {
             for &i in &idx {
                 let d = &mut decisions[i];
                 match &result {
+                    Ok(()) if xdp_only && d.action != Action::Block && d.action.is_enforced_on_address() => {
+                        d.state = State::Failed;
+                        d.note = Some(format!("not enforced: only blocks can go to the XDP map, and nftables is not enforcing ({})", self.nft_missing.as_deref().unwrap_or("?")));
+                    }
                     Ok(()) => {
                         d.state = State::Applied;
+                        if xdp_only {
+                            d.note = Some(format!("XDP map only: nftables is not enforcing ({})", self.nft_missing.as_deref().unwrap_or("?")));
+                        }
                         d.applied_at = Some(wall);
                         if let Some(made) = d.made {
                             let us = acked.duration_since(made).as_micros() as u64;
@@ -197,6 +231,10 @@ impl Enforcer {
                 if d.state == State::Applied && d.action == Action::Block {
                     if let (Some(f), Some(secs)) = (&self.fast, d.duration_secs) {
                         if let Err(e) = f.block(d.target, Duration::from_secs(secs)) {
+                            eprintln!("warning: policy: decision {}: {} not put in the XDP map: {e}", d.id, d.target);
+                            if xdp_only {
+                                d.state = State::Failed;
+                            }
                             d.note = Some(format!("XDP block map: {e}"));
                         }
                     }
@@ -207,9 +245,9 @@ impl Enforcer {
         Ok(())
     }
 
-    /// Removes every element of `target` (all sets, the XDP map) and marks `revoked` the
-    /// decision that put it there.
-    pub fn revoke(&mut self, target: IpAddr, decision: Option<u64>, who: &str) -> Result<(), EnforceError> {
+    /// Removes every element of `target` (all sets, the XDP map) and marks `revoked` every
+    /// decision in force on it, so a restart does not put them back.
+    pub fn revoke(&mut self, target: IpAddr, who: &str) -> Result<(), EnforceError> {
         let mut ops = vec![Op::Remove { set: SetKind::Block, addr: target }, Op::Remove { set: SetKind::Quarantine, addr: target }];
         ops.extend((0..self.profiles.len()).map(|i| Op::Remove { set: SetKind::RateLimit(i), addr: target }));
         if let Some(nft) = self.nft.as_mut() {
@@ -218,15 +256,11 @@ impl Enforcer {
             self.stats.elements_removed += ops.len() as u64;
         }
         if let Some(f) = &self.fast {
-            let _ = f.unblock(target);
-        }
-        if let Some(id) = decision {
-            if let Some(mut d) = self.log.get(id)? {
-                d.state = State::Revoked;
-                d.by = Some(who.to_string());
-                self.log.record(&[d])?;
+            if let Err(e) = f.unblock(target) {
+                eprintln!("warning: policy: {target} not removed from the XDP map: {e}");
             }
         }
+        self.log.revoke_target(target, who, None, wall_now())?;
         Ok(())
     }
 

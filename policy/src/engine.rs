@@ -3,7 +3,7 @@
 //! system calls, so replay and tests drive it exactly as the daemon does; enforcement is the
 //! [`crate::Enforcer`]'s.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -144,7 +144,7 @@ impl Decision {
     /// When the action ends (the kernel deletes its element then).
     pub fn expires(&self) -> Option<Micros> {
         let start = self.applied_at.unwrap_or(self.at);
-        self.duration_secs.map(|d| start + (d as i64) * 1_000_000)
+        self.duration_secs.map(|d| start.saturating_add((d as i64).saturating_mul(1_000_000)))
     }
 }
 
@@ -177,15 +177,30 @@ pub struct PolicyEngine {
     next_id: u64,
     /// (entry, source) → times of recent matches, for aggregate triggers.
     windows: HashMap<(usize, IpAddr), VecDeque<Micros>>,
-    /// Address → (action, until, decision id) of what is enforced (or would be, dry-run).
-    active: HashMap<IpAddr, (Action, Micros, u64)>,
+    /// Address → what is enforced (or would be, in dry-run).
+    active: HashMap<IpAddr, Active>,
     /// Address → times of its past blocks and quarantines, for the escalation ladder.
     offences: HashMap<IpAddr, Vec<Micros>>,
     /// (entry, target) → last time an alert/drop decision was logged.
     logged: HashMap<(usize, IpAddr), Micros>,
     refused: HashMap<IpAddr, Micros>,
     pending: BTreeMap<u64, Decision>,
+    /// (target, action) of every pending decision, so a trigger checks in O(1).
+    pending_keys: HashSet<(IpAddr, Action)>,
+    /// Aggregate windows kept before idle ones are swept out (doubles when a sweep frees
+    /// little, so sweeping stays amortised under a flood of spoofed sources).
+    window_sweep_at: usize,
     pub stats: PolicyStats,
+}
+
+/// What is in force on one address: the strongest action and its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Active {
+    pub action: Action,
+    pub until: Micros,
+    pub id: u64,
+    /// Logged only (dry-run): nothing is in the kernel.
+    pub dry_run: bool,
 }
 
 impl PolicyEngine {
@@ -201,6 +216,8 @@ impl PolicyEngine {
             logged: HashMap::new(),
             refused: HashMap::new(),
             pending: BTreeMap::new(),
+            pending_keys: HashSet::new(),
+            window_sweep_at: 1 << 16,
             stats: PolicyStats::default(),
         }
     }
@@ -218,13 +235,14 @@ impl PolicyEngine {
     pub fn restore(&mut self, active: &[Decision], offences: &[(IpAddr, Micros)], pending: &[Decision]) {
         for d in active {
             if let Some(until) = d.expires() {
-                self.note_active(d.target, d.action, until, d.id);
+                self.note_active(d.target, Active { action: d.action, until, id: d.id, dry_run: false });
             }
         }
         for &(ip, at) in offences {
             self.offences.entry(canonical(ip)).or_default().push(at);
         }
         for d in pending {
+            self.pending_keys.insert((d.target, d.action));
             self.pending.insert(d.id, d.clone());
         }
         self.stats.pending = self.pending.len() as u64;
@@ -269,9 +287,10 @@ impl PolicyEngine {
                 None => best.push((i, target, action, count)),
             }
         }
-        if self.windows.len() > 1 << 16 {
+        if self.windows.len() > self.window_sweep_at {
             let now = t.at;
             self.windows.retain(|_, w| w.back().is_some_and(|&b| now - b < 3_600_000_000));
+            self.window_sweep_at = (self.windows.len() * 2).max(1 << 16);
         }
         let mut out = Vec::new();
         for (i, target, action, count) in best {
@@ -315,13 +334,15 @@ impl PolicyEngine {
             d.note = Some(note);
             return Some(d);
         }
-        if let Some(&(a, until, _)) = self.active.get(&target) {
-            if until > at && a >= action {
+        if let Some(a) = self.active.get(&target) {
+            if a.until > at && a.action >= action {
                 self.stats.already_active += 1;
                 return None;
             }
         }
-        if self.pending.values().any(|p| p.target == target && p.action >= action) {
+        // Only the same action waits behind a pending one: a quarantine waiting for a human
+        // must not hold back a block that needs none.
+        if self.pending_keys.contains(&(target, action)) {
             self.stats.already_active += 1;
             return None;
         }
@@ -346,6 +367,7 @@ impl PolicyEngine {
         let d = self.new_decision(at, action, target, Some(duration), level, rate, label, evidence, state);
         match state {
             State::Pending => {
+                self.pending_keys.insert((d.target, d.action));
                 self.pending.insert(d.id, d.clone());
                 self.stats.pending = self.pending.len() as u64;
             }
@@ -362,10 +384,11 @@ impl PolicyEngine {
             _ => {}
         }
         if let Some(secs) = d.duration_secs {
-            if self.active.get(&d.target).is_some_and(|s| s.1 <= now) {
+            if self.active.get(&d.target).is_some_and(|s| s.until <= now) {
                 self.active.remove(&d.target);
             }
-            self.note_active(d.target, d.action, now + secs as i64 * 1_000_000, d.id);
+            let until = now.saturating_add((secs as i64).saturating_mul(1_000_000));
+            self.note_active(d.target, Active { action: d.action, until, id: d.id, dry_run: d.state == State::DryRun });
             if matches!(d.action, Action::Block | Action::Quarantine) {
                 let v = self.offences.entry(d.target).or_default();
                 v.push(now);
@@ -376,12 +399,25 @@ impl PolicyEngine {
         }
     }
 
-    fn note_active(&mut self, target: IpAddr, action: Action, until: Micros, id: u64) {
-        let slot = self.active.entry(canonical(target)).or_insert((action, until, id));
+    fn note_active(&mut self, target: IpAddr, a: Active) {
+        let slot = self.active.entry(canonical(target)).or_insert(a);
         // A stronger action replaces a weaker one; the same action is extended.
-        if action > slot.0 || (action == slot.0 && until >= slot.1) {
-            *slot = (action, until, id);
+        if a.action > slot.action || (a.action == slot.action && a.until >= slot.until) {
+            *slot = a;
         }
+    }
+
+    /// The enforcer could not apply `d`: it is not in force and is no offence.
+    pub fn failed(&mut self, d: &Decision) {
+        if self.active.get(&d.target).is_some_and(|a| a.id == d.id) {
+            self.active.remove(&d.target);
+        }
+        if let Some(v) = self.offences.get_mut(&d.target) {
+            if let Some(i) = v.iter().rposition(|&t| t == d.at) {
+                v.remove(i);
+            }
+        }
+        self.stats.enforced = self.stats.enforced.saturating_sub(1);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -448,12 +484,13 @@ impl PolicyEngine {
     /// Lifts what is in force on `target` (the caller removes the elements); returns the
     /// decision ids that ended.
     pub fn revoke(&mut self, target: IpAddr) -> Option<u64> {
-        self.active.remove(&canonical(target)).map(|(_, _, id)| id)
+        self.active.remove(&canonical(target)).map(|a| a.id)
     }
 
     /// Approves a pending decision: it is enforced from `now` (or logged, in dry-run).
     pub fn approve(&mut self, id: u64, who: &str, now: Micros) -> Result<Decision, String> {
         let mut d = self.pending.remove(&id).ok_or_else(|| format!("no decision {id} is waiting for approval"))?;
+        self.pending_keys.remove(&(d.target, d.action));
         self.stats.pending = self.pending.len() as u64;
         self.stats.approved += 1;
         d.by = Some(who.to_string());
@@ -466,12 +503,20 @@ impl PolicyEngine {
         d.made = Some(Instant::now());
         d.applied_at = None;
         d.at = now;
+        // The kernel keeps the last timeout given: never shorten what is already in force on
+        // the same set.
+        if let (Some(a), Some(secs)) = (self.active.get(&d.target), d.duration_secs) {
+            if a.action == d.action && a.until > now {
+                d.duration_secs = Some(secs.max(((a.until - now) / 1_000_000) as u64 + 1));
+            }
+        }
         self.start(&d, now);
         Ok(d)
     }
 
     pub fn deny(&mut self, id: u64, who: &str) -> Result<Decision, String> {
         let mut d = self.pending.remove(&id).ok_or_else(|| format!("no decision {id} is waiting for approval"))?;
+        self.pending_keys.remove(&(d.target, d.action));
         self.stats.pending = self.pending.len() as u64;
         self.stats.denied += 1;
         d.by = Some(who.to_string());
@@ -485,15 +530,15 @@ impl PolicyEngine {
 
     /// Forgets actions that ended before `now`.
     pub fn sweep(&mut self, now: Micros) {
-        self.active.retain(|_, (_, until, _)| *until > now);
+        self.active.retain(|_, a| a.until > now);
         self.logged.retain(|_, t| now - *t < LOG_REPEAT_US);
         self.refused.retain(|_, t| now - *t < REFUSAL_REPEAT_US);
     }
 
-    /// What is in force: (target, action, until, decision id).
-    pub fn active(&self) -> Vec<(IpAddr, Action, Micros, u64)> {
-        let mut v: Vec<_> = self.active.iter().map(|(ip, &(a, u, id))| (*ip, a, u, id)).collect();
-        v.sort_by_key(|e| e.3);
+    /// What is in force (or would be, in dry-run), oldest decision first.
+    pub fn active(&self) -> Vec<(IpAddr, Active)> {
+        let mut v: Vec<_> = self.active.iter().map(|(ip, a)| (*ip, *a)).collect();
+        v.sort_by_key(|e| e.1.id);
         v
     }
 }
@@ -643,7 +688,22 @@ mod tests {
         assert!(e.deny(q[0].id + 100, "root").is_err());
         let a = e.approve(q[0].id, "alice", 10_000_000).unwrap();
         assert_eq!((a.state, a.by.as_deref(), a.at), (State::Enforce, Some("alice"), 10_000_000));
-        assert_eq!(e.active()[0].1, Action::Quarantine);
+        assert_eq!(e.active()[0].1.action, Action::Quarantine);
+        // A block that needs no approval is not held back by a pending quarantine.
+        let mut e2 = engine(
+            vec![
+                entry(When { ml_class: vec!["Infiltration".into()], ..When::default() }, Action::Quarantine),
+                entry(When { ml_class: vec!["PortScan".into()], ..When::default() }, Action::Block),
+            ],
+            Mode::Enforce,
+        );
+        assert_eq!(e2.on_trigger(&model(0, "198.51.100.8", "Infiltration", 0.9))[0].state, State::Pending);
+        let b = e2.on_trigger(&model(1, "198.51.100.8", "PortScan", 0.9));
+        assert_eq!((b[0].action, b[0].state), (Action::Block, State::Enforce));
+        // A decision the enforcer could not apply is neither in force nor an offence.
+        e2.failed(&b[0]);
+        assert!(e2.active().is_empty());
+        assert_eq!(e2.on_trigger(&model(2, "198.51.100.8", "PortScan", 0.9))[0].level, Some(0));
         assert!(e.approve(q[0].id, "alice", 0).is_err());
     }
 

@@ -123,14 +123,30 @@ impl DecisionLog {
         self.select("WHERE state = 'applied' AND expires_us > ?1 ORDER BY id", params![now])
     }
 
+    /// Marks revoked every decision in force on `target` (rate-limit, block, quarantine alike),
+    /// so a restart does not reinstall what an operator lifted. Returns how many.
+    pub fn revoke_target(&mut self, target: IpAddr, by: &str, note: Option<&str>, now: Micros) -> Result<usize, LogError> {
+        let mut list = self.select("WHERE state = 'applied' AND expires_us > ?1 AND target = ?2 ORDER BY id", params![now, canonical(target).to_string()])?;
+        for d in &mut list {
+            d.state = State::Revoked;
+            d.by = Some(by.to_string());
+            if let Some(n) = note {
+                d.note = Some(n.to_string());
+            }
+        }
+        self.record(&list)?;
+        Ok(list.len())
+    }
+
     /// Decisions waiting for approval.
     pub fn pending(&self) -> Result<Vec<Decision>, LogError> {
         self.select("WHERE state = 'pending' ORDER BY id", params![])
     }
 
-    /// Blocks and quarantines since `since` (enforced or dry-run), for the ladder.
+    /// Blocks and quarantines enforced since `since`, for the ladder (what a dry-run only
+    /// logged does not make a repeat offender once the policy enforces).
     pub fn offences(&self, since: Micros) -> Result<Vec<(IpAddr, Micros)>, LogError> {
-        let mut st = self.conn.prepare("SELECT target, at_us FROM decisions WHERE at_us >= ?1 AND action IN ('block', 'quarantine') AND state IN ('applied', 'dry-run', 'enforce')")?;
+        let mut st = self.conn.prepare("SELECT target, at_us FROM decisions WHERE at_us >= ?1 AND action IN ('block', 'quarantine') AND state = 'applied'")?;
         let rows = st.query_map([since], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
@@ -213,7 +229,7 @@ mod tests {
         assert_eq!(log.in_force(150 * 1_000_000).unwrap(), vec![a.clone()]);
         assert!(log.in_force(800 * 1_000_000).unwrap().is_empty(), "expired");
         assert_eq!(log.pending().unwrap(), vec![b.clone()]);
-        assert_eq!(log.offences(0).unwrap().len(), 2);
+        assert_eq!(log.offences(0).unwrap(), vec![(a.target, a.at)], "dry-run decisions are no offences");
         a.state = State::Revoked;
         a.by = Some("root".into());
         log.record(&[a.clone()]).unwrap();
@@ -225,6 +241,14 @@ mod tests {
         assert_eq!(q.iter().map(|d| d.id).collect::<Vec<_>>(), vec![2]);
         let q = log.query(None, None, Some(Action::Block), 1).unwrap();
         assert_eq!(q.iter().map(|d| d.id).collect::<Vec<_>>(), vec![3], "the newest within the limit");
+        // Lifting an address revokes everything in force on it, whichever decision put it.
+        let r1 = decision(10, 400, "203.0.113.50", Action::RateLimit, State::Applied, 600);
+        let r2 = decision(11, 410, "203.0.113.50", Action::Block, State::Applied, 600);
+        let other = decision(12, 410, "203.0.113.51", Action::Block, State::Applied, 600);
+        log.record(&[r1, r2, other.clone()]).unwrap();
+        assert_eq!(log.revoke_target("203.0.113.50".parse().unwrap(), "alice", None, 420 * 1_000_000).unwrap(), 2);
+        assert_eq!(log.in_force(420 * 1_000_000).unwrap(), vec![other]);
+        assert_eq!(log.get(11).unwrap().unwrap().by.as_deref(), Some("alice"));
         drop(log);
         // Survives reopening; a reader sees the same.
         let r = DecisionLog::open_existing(&dir.path().join("state")).unwrap().unwrap();

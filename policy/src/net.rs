@@ -162,16 +162,19 @@ impl Allowlist {
     }
 
     /// Adds the peers of SSH sessions: the `SSH_CONNECTION` of `env` (the operator who started
-    /// the daemon) and every established TCP connection to local port 22 in `/proc/net/tcp*`
-    /// (sessions open when a service manager started it). Returns the addresses added.
+    /// the daemon) and the peers of established connections to local port 22 held by an
+    /// authenticated sshd session process (`sshd: user@pts/0`; sessions open when a service
+    /// manager started it). A connection still authenticating (a brute-forcer's) is not one.
+    /// Returns the addresses added.
     pub fn add_ssh_sessions(&mut self, ssh_connection: Option<&str>) -> Vec<IpAddr> {
         let mut found = Vec::new();
         if let Some(ip) = ssh_connection.and_then(|s| s.split_whitespace().next()).and_then(|a| a.parse::<IpAddr>().ok()) {
             found.push(canonical(ip));
         }
+        let sessions = authenticated_ssh_sockets();
         for (path, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
             if let Ok(text) = std::fs::read_to_string(path) {
-                found.extend(ssh_peers(&text, v6));
+                found.extend(ssh_peers(&text, v6).into_iter().filter(|(_, inode)| sessions.contains(inode)).map(|(ip, _)| ip));
             }
         }
         found.sort();
@@ -183,20 +186,51 @@ impl Allowlist {
     }
 }
 
-/// Peers of established connections to local port 22 in a `/proc/net/tcp` table.
-fn ssh_peers(text: &str, v6: bool) -> Vec<IpAddr> {
+/// Socket inodes held by sshd processes of authenticated sessions: OpenSSH titles them
+/// `sshd: user@pts/0` (or `sshd-session: user@notty`); before authentication it is
+/// `sshd: [accepted]`, `sshd: user [net]`, `sshd: unknown [preauth]`, never with an `@`.
+fn authenticated_ssh_sockets() -> std::collections::HashSet<u64> {
+    let mut out = std::collections::HashSet::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
+    for p in procs.flatten() {
+        let dir = p.path();
+        let Ok(cmd) = std::fs::read(dir.join("cmdline")) else { continue };
+        let title = String::from_utf8_lossy(cmd.split(|&b| b == 0).next().unwrap_or(&[])).to_string();
+        if !is_ssh_session_title(&title) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(dir.join("fd")) else { continue };
+        for fd in fds.flatten() {
+            if let Ok(link) = std::fs::read_link(fd.path()) {
+                let l = link.to_string_lossy();
+                if let Some(inode) = l.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')).and_then(|n| n.parse().ok()) {
+                    out.insert(inode);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_ssh_session_title(title: &str) -> bool {
+    (title.starts_with("sshd: ") || title.starts_with("sshd-session: ")) && title.split_whitespace().nth(1).is_some_and(|w| w.contains('@'))
+}
+
+/// Peers of established connections to local port 22 in a `/proc/net/tcp` table, with the
+/// socket's inode.
+fn ssh_peers(text: &str, v6: bool) -> Vec<(IpAddr, u64)> {
     let mut out = Vec::new();
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 4 || f[3] != "01" {
+        if f.len() < 10 || f[3] != "01" {
             continue; // not ESTABLISHED
         }
         let (Some((_, lport)), Some((raddr, _))) = (f[1].split_once(':'), f[2].split_once(':')) else { continue };
         if u16::from_str_radix(lport, 16) != Ok(22) {
             continue;
         }
-        if let Some(ip) = proc_addr(raddr, v6) {
-            out.push(canonical(ip));
+        if let (Some(ip), Ok(inode)) = (proc_addr(raddr, v6), f[9].parse::<u64>()) {
+            out.push((canonical(ip), inode));
         }
     }
     out
@@ -243,14 +277,26 @@ mod tests {
     #[test]
     fn reads_ssh_peers_from_proc_table() {
         // 10.0.0.5:22 <- 192.0.2.7:51234 established; a listener; a connection to port 80.
-        let t = "  sl  local_address rem_address   st\n\
-                 0: 0500000A:0016 0702C0C0:C822 01 0\n\
-                 1: 00000000:0016 00000000:0000 0A 0\n\
-                 2: 0500000A:0050 0802C0C0:C823 01 0\n";
+        let t = "  sl  local_address rem_address   st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode\n\
+                 0: 0500000A:0016 0702C0C0:C822 01 00000000:00000000 00:00000000 00000000 0 0 4242 1\n\
+                 1: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 17 1\n\
+                 2: 0500000A:0050 0802C0C0:C823 01 00000000:00000000 00:00000000 00000000 0 0 99 1\n";
         // 0702C0C0 little-endian word = 192.192.2.7
-        assert_eq!(ssh_peers(t, false), vec!["192.192.2.7".parse::<IpAddr>().unwrap()]);
-        let t6 = "h\n 0: 00000000000000000000000001000000:0016 0000000000000000FFFF00000700000A:C822 01 0\n";
-        assert_eq!(ssh_peers(t6, true), vec!["10.0.0.7".parse::<IpAddr>().unwrap()]);
+        assert_eq!(ssh_peers(t, false), vec![("192.192.2.7".parse::<IpAddr>().unwrap(), 4242)]);
+        let t6 = "h\n 0: 00000000000000000000000001000000:0016 0000000000000000FFFF00000700000A:C822 01 0:0 0:0 0 0 0 77 1\n";
+        assert_eq!(ssh_peers(t6, true), vec![("10.0.0.7".parse::<IpAddr>().unwrap(), 77)]);
+        // Only authenticated sessions count.
+        for (title, ok) in [
+            ("sshd: alice@pts/0", true),
+            ("sshd-session: root@notty", true),
+            ("sshd: alice [priv]", false),
+            ("sshd: unknown [preauth]", false),
+            ("sshd: [accepted]", false),
+            ("sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups", false),
+            ("bash", false),
+        ] {
+            assert_eq!(is_ssh_session_title(title), ok, "{title}");
+        }
     }
 
     #[test]

@@ -310,6 +310,10 @@ impl<'de> Deserialize<'de> for ProfileName {
     }
 }
 
+/// The longest an action may last: a year. (The kernel refuses element timeouts of centuries,
+/// which would fail a whole transaction.)
+pub const MAX_SECS: u64 = 365 * 86_400;
+
 /// A duration of at least one second: `30s`, `10m`, `1h`, `24h`, `7d`, or a number of
 /// seconds. Zero is refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -334,8 +338,8 @@ impl Secs {
         };
         match n.checked_mul(mult) {
             Some(0) => Err(format!("duration `{s}` is zero; an action needs at least 1s (remove the entry to disable it)")),
-            Some(v) => Ok(Secs(v)),
-            None => Err(format!("duration `{s}` is too large")),
+            Some(v) if v <= MAX_SECS => Ok(Secs(v)),
+            _ => Err(format!("duration `{s}` is longer than 365d, the longest an action may last")),
         }
     }
 }
@@ -361,8 +365,7 @@ impl<'de> Deserialize<'de> for Secs {
             S(String),
         }
         match Raw::deserialize(d)? {
-            Raw::N(0) => Err(D::Error::custom("duration 0 is zero; an action needs at least 1s (remove the entry to disable it)")),
-            Raw::N(n) => Ok(Secs(n)),
+            Raw::N(n) => Secs::parse(&n.to_string()).map_err(D::Error::custom),
             Raw::S(s) => Secs::parse(&s).map_err(D::Error::custom),
         }
     }

@@ -247,9 +247,9 @@ fn handle_policy(req: &Value, cmd: &str, p: &PolicyHandle, control: &Control) ->
             };
             let secs = match req.get("for_secs") {
                 None | Some(Value::Null) => None,
-                Some(v) => match v.as_u64().filter(|&s| s > 0) {
+                Some(v) => match v.as_u64().filter(|&s| s > 0 && s <= portcullis_policy::playbook::MAX_SECS) {
                     Some(s) => Some(s),
-                    None => return Some(err(format!("`for_secs` must be a whole number of seconds above 0, not {v}"))),
+                    None => return Some(err(format!("`for_secs` must be a whole number of seconds from 1 to {} (a year), not {v}", portcullis_policy::playbook::MAX_SECS))),
                 },
             };
             let action = match req.get("action").and_then(Value::as_str).unwrap_or("block") {
@@ -282,13 +282,15 @@ fn handle_policy(req: &Value, cmd: &str, p: &PolicyHandle, control: &Control) ->
             let entries: Vec<Value> = p
                 .active()
                 .into_iter()
-                .map(|(ip, action, until, id)| {
+                .filter(|(_, a)| a.until > now)
+                .map(|(ip, a)| {
                     let x = xdp.iter().find(|e| e.ip == ip);
                     json!({
                         "addr": ip.to_string(),
-                        "action": action.name(),
-                        "decision": id,
-                        "expires_in_secs": ((until - now).max(0) / 1_000_000),
+                        "action": a.action.name(),
+                        "decision": a.id,
+                        "dry_run": a.dry_run,
+                        "expires_in_secs": ((a.until - now).max(0) / 1_000_000),
                         "hits": x.map_or(0, |e| e.hits),
                         "bytes": x.map_or(0, |e| e.bytes),
                     })

@@ -382,8 +382,13 @@ pub fn run_live<I: Inspector>(
         h.join().map_err(|_| LiveRunError::WorkerPanic)?;
     }
     if let Some(p) = &policy {
-        // Decisions the enforcer finished after the last round.
-        std::thread::sleep(DECISION_POLL);
+        // Decisions the enforcer finishes after the last round, including those of the
+        // workers' last events.
+        if let Some(t) = sink.triggers.as_mut() {
+            p.on_triggers(t);
+            t.clear();
+        }
+        p.sync();
         write_decisions(&mut sink, p);
     }
     let stats = write_stats(&mut sink, &latest);

@@ -34,9 +34,13 @@ pub enum PolicyStartError {
 
 enum Msg {
     Apply(Vec<Decision>),
-    Revoke { target: IpAddr, id: Option<u64>, who: String, reply: Sender<Result<(), String>> },
+    Revoke { target: IpAddr, who: String, reply: Sender<Result<(), String>> },
     Status(Sender<Result<Option<TableStatus>, String>>),
     FastDrop(Box<dyn FastDrop>),
+    /// Answered once everything sent before it is done.
+    Sync(Sender<()>),
+    /// Finish what is queued and end the thread.
+    Stop,
 }
 
 /// A cloneable handle on the running policy.
@@ -69,10 +73,9 @@ pub struct PolicyRuntime {
 
 impl Drop for PolicyRuntime {
     fn drop(&mut self) {
-        // The channel closes when the last handle goes; the daemon's own handles are gone by
-        // the time the runtime is dropped, except this one.
-        let (tx, _) = bounded(1);
-        self.handle.tx = tx;
+        // An explicit stop: handles may still live elsewhere (an error path that returns
+        // before the daemon's options are dropped), so the channel may never close.
+        let _ = self.handle.tx.send(Msg::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -111,9 +114,17 @@ pub fn start(cfg: &PolicyConfig, mut allow: Allowlist, dir: &Path, use_nft: bool
     let memory = (cfg.escalation_memory.0 as i64) * 1_000_000;
     engine.restore(&log.in_force(now)?, &log.offences(now - memory)?, &log.pending()?);
     let nft = if use_nft { Nft::open() } else { Err(portcullis_policy::nft::NftError::Invalid("nftables enforcement turned off (--no-nft)".into())) };
-    let mut enforcer = Enforcer::new(cfg, nft, None, log);
+    let mut enforcer = Enforcer::new(cfg, nft, None, log, allow.clone());
+    let restored = match enforcer.reconcile(&allow.nets(), now) {
+        Ok(r) => r,
+        // Not fatal: the daemon still inspects, logs decisions and blocks in the XDP map.
+        Err(portcullis_policy::EnforceError::Nft(e)) => {
+            enforcer.disable_nft(format!("cannot install table inet portcullis: {e}"));
+            Vec::new()
+        }
+        Err(portcullis_policy::EnforceError::Log(e)) => return Err(e.into()),
+    };
     let nft_missing = enforcer.nft_missing.clone();
-    let restored = enforcer.reconcile(&allow.nets(), now)?;
     match &nft_missing {
         None => notes.push(format!(
             "policy: nftables table inet portcullis installed (hooks input and forward, priority {}), {} decision(s) in force restored",
@@ -129,10 +140,10 @@ pub fn start(cfg: &PolicyConfig, mut allow: Allowlist, dir: &Path, use_nft: bool
     let (tx, rx) = unbounded::<Msg>();
     let done = Arc::new(Mutex::new(Vec::new()));
     let stats = Arc::new(Mutex::new(EnforcerStats::default()));
-    let (d, s) = (done.clone(), stats.clone());
-    let thread = thread::Builder::new().name("enforcer".into()).spawn(move || enforcer_loop(enforcer, rx, d, s)).expect("spawn enforcer thread");
-    let handle = PolicyHandle { engine: Arc::new(Mutex::new(engine)), tx, done, enforcer: stats, nft_missing, mode: cfg.mode };
-    Ok(PolicyRuntime { handle, thread: Some(thread), notes })
+    let engine = Arc::new(Mutex::new(engine));
+    let (d, s, en) = (done.clone(), stats.clone(), engine.clone());
+    let thread = thread::Builder::new().name("enforcer".into()).spawn(move || enforcer_loop(enforcer, rx, d, s, en)).expect("spawn enforcer thread");
+    Ok(PolicyRuntime { handle: PolicyHandle { engine, tx, done, enforcer: stats, nft_missing, mode: cfg.mode }, thread: Some(thread), notes })
 }
 
 fn summarize(a: &Allowlist) -> String {
@@ -143,8 +154,9 @@ fn summarize(a: &Allowlist) -> String {
     v.join(", ")
 }
 
-fn enforcer_loop(mut e: Enforcer, rx: Receiver<Msg>, done: Arc<Mutex<Vec<Decision>>>, stats: Arc<Mutex<EnforcerStats>>) {
+fn enforcer_loop(mut e: Enforcer, rx: Receiver<Msg>, done: Arc<Mutex<Vec<Decision>>>, stats: Arc<Mutex<EnforcerStats>>, engine: Arc<Mutex<PolicyEngine>>) {
     let mut batch: Vec<Decision> = Vec::new();
+    let mut stopping = false;
     while let Ok(first) = rx.recv() {
         // Everything already waiting goes in order; consecutive decisions share one
         // netlink transaction.
@@ -155,11 +167,15 @@ fn enforcer_loop(mut e: Enforcer, rx: Receiver<Msg>, done: Arc<Mutex<Vec<Decisio
                 batch.append(&mut d);
                 continue;
             }
-            flush(&mut e, &mut batch, &done);
+            flush(&mut e, &mut batch, &done, &engine);
             match m {
                 Msg::Apply(_) => {}
-                Msg::Revoke { target, id, who, reply } => {
-                    let _ = reply.send(e.revoke(target, id, &who).map_err(|x| x.to_string()));
+                Msg::Stop => stopping = true,
+                Msg::Sync(reply) => {
+                    let _ = reply.send(());
+                }
+                Msg::Revoke { target, who, reply } => {
+                    let _ = reply.send(e.revoke(target, &who).map_err(|x| x.to_string()));
                 }
                 Msg::Status(reply) => {
                     let _ = reply.send(e.status().map_err(|x| x.to_string()));
@@ -167,14 +183,17 @@ fn enforcer_loop(mut e: Enforcer, rx: Receiver<Msg>, done: Arc<Mutex<Vec<Decisio
                 Msg::FastDrop(f) => e.set_fast_drop(f),
             }
         }
-        flush(&mut e, &mut batch, &done);
+        flush(&mut e, &mut batch, &done, &engine);
         if let Ok(mut s) = stats.lock() {
             *s = e.stats.clone();
+        }
+        if stopping {
+            break;
         }
     }
 }
 
-fn flush(e: &mut Enforcer, batch: &mut Vec<Decision>, done: &Mutex<Vec<Decision>>) {
+fn flush(e: &mut Enforcer, batch: &mut Vec<Decision>, done: &Mutex<Vec<Decision>>, engine: &Mutex<PolicyEngine>) {
     if batch.is_empty() {
         return;
     }
@@ -183,6 +202,10 @@ fn flush(e: &mut Enforcer, batch: &mut Vec<Decision>, done: &Mutex<Vec<Decision>
     }
     for d in batch.iter().filter(|d| d.state == portcullis_policy::State::Failed) {
         eprintln!("error: policy: decision {} ({} {}) not enforced: {}", d.id, d.action, d.target, d.note.as_deref().unwrap_or("?"));
+        // Not in force, no offence: the next trigger decides again.
+        if let Ok(mut en) = engine.lock() {
+            en.failed(d);
+        }
     }
     if let Ok(mut q) = done.lock() {
         q.append(batch);
@@ -197,10 +220,13 @@ impl PolicyHandle {
             return;
         }
         let mut out = Vec::new();
-        if let Ok(mut e) = self.engine.lock() {
-            for t in triggers {
-                out.extend(e.on_trigger(t));
+        match self.engine.lock() {
+            Ok(mut e) => {
+                for t in triggers {
+                    out.extend(e.on_trigger(t));
+                }
             }
+            Err(_) => eprintln!("error: policy: the engine's state is poisoned (a thread panicked); {} trigger(s) not decided", triggers.len()),
         }
         if !out.is_empty() {
             let _ = self.tx.send(Msg::Apply(out));
@@ -238,7 +264,7 @@ impl PolicyHandle {
     pub fn unblock(&self, addr: IpAddr, who: &str) -> Result<bool, String> {
         let id = self.engine.lock().map_err(|_| "policy engine poisoned".to_string())?.revoke(addr);
         let (reply, r) = bounded(1);
-        self.tx.send(Msg::Revoke { target: addr, id, who: who.to_string(), reply }).map_err(|_| "the enforcer stopped".to_string())?;
+        self.tx.send(Msg::Revoke { target: addr, who: who.to_string(), reply }).map_err(|_| "the enforcer stopped".to_string())?;
         r.recv_timeout(Duration::from_secs(10)).map_err(|_| "the enforcer did not answer".to_string())??;
         Ok(id.is_some())
     }
@@ -259,9 +285,17 @@ impl PolicyHandle {
         self.engine.lock().map(|e| e.pending().cloned().collect()).unwrap_or_default()
     }
 
-    /// What is in force: (target, action, until µs, decision id).
-    pub fn active(&self) -> Vec<(IpAddr, Action, i64, u64)> {
+    /// What is in force (or would be, in dry-run).
+    pub fn active(&self) -> Vec<(IpAddr, portcullis_policy::engine::Active)> {
         self.engine.lock().map(|e| e.active()).unwrap_or_default()
+    }
+
+    /// Waits (at most 5 s) until the enforcer finished everything sent before.
+    pub fn sync(&self) {
+        let (reply, r) = bounded(1);
+        if self.tx.send(Msg::Sync(reply)).is_ok() {
+            let _ = r.recv_timeout(Duration::from_secs(5));
+        }
     }
 
     pub fn nft_status(&self) -> Result<Option<TableStatus>, String> {

@@ -348,6 +348,7 @@ pub fn blocked(a: SocketArgs) -> anyhow::Result<ExitCode> {
     for e in list {
         let left = e["expires_in_secs"].as_u64().map_or("until unblocked".to_string(), |s| format!("{s} s left"));
         let what = match (e["action"].as_str(), e["decision"].as_u64()) {
+            (Some(a), Some(id)) if e["dry_run"] == true => format!("  {a}, decision {id} (dry-run: not enforced)"),
             (Some(a), Some(id)) => format!("  {a}, decision {id}"),
             _ => String::new(),
         };
