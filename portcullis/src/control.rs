@@ -339,24 +339,10 @@ pub fn request(path: &Path, req: &Value) -> std::io::Result<Value> {
     serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bad reply from the daemon: {e}")))
 }
 
-/// `10m`, `30s`, `2h`, `1d` or plain seconds.
+/// `10m`, `30s`, `2h`, `1d` or plain seconds: the policy's durations (at least 1 s, at most
+/// a year), so `--for` reads as the config does.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 30s, 10m, 2h, 1d)"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        other => return Err(format!("unknown unit `{other}` in `{s}` (s, m, h or d)")),
-    };
-    match n.checked_mul(mult) {
-        Some(0) => Err(format!("`{s}` is no time at all; leave --for out to block until unblocked")),
-        Some(secs) => Ok(Duration::from_secs(secs)),
-        None => Err(format!("`{s}` is too long")),
-    }
+    portcullis_policy::Secs::parse(s).map(portcullis_policy::Secs::duration)
 }
 
 #[cfg(test)]
@@ -382,6 +368,7 @@ mod tests {
         assert!(parse_duration("10 parsecs").is_err());
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err(), "0 would mean a block that never applies, or forever");
+        assert!(parse_duration("400d").is_err(), "every block ends within a year");
     }
 
     #[test]
