@@ -34,6 +34,9 @@ pub enum PolicyStartError {
 
 enum Msg {
     Apply(Vec<Decision>),
+    /// Applied at once (with whatever waits before it), answered with the outcome: an
+    /// operator's command returns only when the kernel holds it, or says why not.
+    ApplyNow(Vec<Decision>, Sender<Vec<Decision>>),
     Revoke { target: IpAddr, who: String, reply: Sender<Result<(), String>> },
     Status(Sender<Result<Option<TableStatus>, String>>),
     FastDrop(Box<dyn FastDrop>),
@@ -167,9 +170,15 @@ fn enforcer_loop(mut e: Enforcer, rx: Receiver<Msg>, done: Arc<Mutex<Vec<Decisio
                 batch.append(&mut d);
                 continue;
             }
-            flush(&mut e, &mut batch, &done, &engine);
+            let _ = flush(&mut e, &mut batch, &done, &engine);
             match m {
                 Msg::Apply(_) => {}
+                Msg::ApplyNow(d, reply) => {
+                    let ids: Vec<u64> = d.iter().map(|x| x.id).collect();
+                    batch.extend(d);
+                    let outcome = flush(&mut e, &mut batch, &done, &engine);
+                    let _ = reply.send(outcome.into_iter().filter(|x| ids.contains(&x.id)).collect());
+                }
                 Msg::Stop => stopping = true,
                 Msg::Sync(reply) => {
                     let _ = reply.send(());
@@ -183,7 +192,7 @@ fn enforcer_loop(mut e: Enforcer, rx: Receiver<Msg>, done: Arc<Mutex<Vec<Decisio
                 Msg::FastDrop(f) => e.set_fast_drop(f),
             }
         }
-        flush(&mut e, &mut batch, &done, &engine);
+        let _ = flush(&mut e, &mut batch, &done, &engine);
         if let Ok(mut s) = stats.lock() {
             *s = e.stats.clone();
         }
@@ -193,9 +202,11 @@ fn enforcer_loop(mut e: Enforcer, rx: Receiver<Msg>, done: Arc<Mutex<Vec<Decisio
     }
 }
 
-fn flush(e: &mut Enforcer, batch: &mut Vec<Decision>, done: &Mutex<Vec<Decision>>, engine: &Mutex<PolicyEngine>) {
+/// Applies the batch and queues it for EVE; returns a copy of the decisions in their final
+/// state.
+fn flush(e: &mut Enforcer, batch: &mut Vec<Decision>, done: &Mutex<Vec<Decision>>, engine: &Mutex<PolicyEngine>) -> Vec<Decision> {
     if batch.is_empty() {
-        return;
+        return Vec::new();
     }
     if let Err(x) = e.apply(batch) {
         eprintln!("error: policy: {x}");
@@ -207,10 +218,12 @@ fn flush(e: &mut Enforcer, batch: &mut Vec<Decision>, done: &Mutex<Vec<Decision>
             en.failed(d);
         }
     }
+    let out = batch.clone();
     if let Ok(mut q) = done.lock() {
         q.append(batch);
     }
     batch.clear();
+    out
 }
 
 impl PolicyHandle {
@@ -256,8 +269,20 @@ impl PolicyHandle {
             let secs = secs.unwrap_or_else(|| e.config().escalation[0].0);
             e.operator(action, addr, secs, who, wall_now())?
         };
-        self.tx.send(Msg::Apply(vec![d.clone()])).map_err(|_| "the enforcer stopped".to_string())?;
-        Ok(d)
+        self.apply_now(d)
+    }
+
+    /// Hands one decision to the enforcer and waits for its outcome: `Err` with the reason
+    /// when it could not be enforced.
+    fn apply_now(&self, d: Decision) -> Result<Decision, String> {
+        let (reply, r) = bounded(1);
+        self.tx.send(Msg::ApplyNow(vec![d], reply)).map_err(|_| "the enforcer stopped".to_string())?;
+        let out = r.recv_timeout(Duration::from_secs(10)).map_err(|_| "the enforcer did not answer within 10 s".to_string())?;
+        let d = out.into_iter().next().ok_or_else(|| "the enforcer lost the decision".to_string())?;
+        match d.state {
+            portcullis_policy::State::Failed => Err(format!("decision {} not enforced: {}", d.id, d.note.as_deref().unwrap_or("?"))),
+            _ => Ok(d),
+        }
     }
 
     /// Lifts what is in force on `addr`; whether anything was.
@@ -271,8 +296,7 @@ impl PolicyHandle {
 
     pub fn approve(&self, id: u64, who: &str) -> Result<Decision, String> {
         let d = self.engine.lock().map_err(|_| "policy engine poisoned".to_string())?.approve(id, who, wall_now())?;
-        self.tx.send(Msg::Apply(vec![d.clone()])).map_err(|_| "the enforcer stopped".to_string())?;
-        Ok(d)
+        self.apply_now(d)
     }
 
     pub fn deny(&self, id: u64, who: &str) -> Result<Decision, String> {
