@@ -148,6 +148,12 @@ fn serve(stream: UnixStream, control: &Control, stop: &AtomicBool) {
     }
 }
 
+/// The request's `addr`, or the reply that says what is wrong with it.
+fn request_addr(req: &Value) -> Result<IpAddr, Value> {
+    let a = req.get("addr").and_then(Value::as_str).ok_or_else(|| err("`addr` is missing"))?;
+    a.parse::<IpAddr>().map_err(|_| err(format!("`{a}` is not an IPv4 or IPv6 address")))
+}
+
 fn err(msg: impl Into<String>) -> Value {
     json!({ "ok": false, "error": msg.into() })
 }
@@ -155,10 +161,7 @@ fn err(msg: impl Into<String>) -> Value {
 /// One request, one reply.
 pub fn handle(req: &Value, control: &Control) -> Value {
     let cmd = req.get("cmd").and_then(Value::as_str).unwrap_or("");
-    let addr = || -> Result<IpAddr, Value> {
-        let a = req.get("addr").and_then(Value::as_str).ok_or_else(|| err("`addr` is missing"))?;
-        a.parse::<IpAddr>().map_err(|_| err(format!("`{a}` is not an IPv4 or IPv6 address")))
-    };
+    let addr = || request_addr(req);
     let blocklist = || control.blocklist.as_ref().ok_or_else(|| err(format!("no block map: {}", control.blocklist_missing.as_deref().unwrap_or("XDP is not attached"))));
     if let Some(p) = &control.policy {
         if let Some(reply) = handle_policy(req, cmd, p, control) {
@@ -234,10 +237,7 @@ pub fn handle(req: &Value, control: &Control) -> Value {
 /// The commands the policy answers; `None` for the others.
 fn handle_policy(req: &Value, cmd: &str, p: &PolicyHandle, control: &Control) -> Option<Value> {
     let by = req.get("by").and_then(Value::as_str).filter(|s| !s.is_empty() && s.len() <= 64).unwrap_or("operator");
-    let addr = || -> Result<IpAddr, Value> {
-        let a = req.get("addr").and_then(Value::as_str).ok_or_else(|| err("`addr` is missing"))?;
-        a.parse::<IpAddr>().map_err(|_| err(format!("`{a}` is not an IPv4 or IPv6 address")))
-    };
+    let addr = || request_addr(req);
     let id = || req.get("id").and_then(Value::as_u64).ok_or_else(|| err("`id` (a decision number) is missing"));
     Some(match cmd {
         "block" => {
