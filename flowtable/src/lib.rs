@@ -24,6 +24,6 @@ mod timeouts;
 
 pub use features::{CicConfig, CicFlow, CicFlowTable, CicStats, FeatureVector, FlowFeatures, Termination, FEATURE_NAMES, N_FEATURES};
 pub use record::{EndReason, FlowRecord, FlowState};
-pub use table::{FeatureExport, FlowConfig, FlowSnapshot, FlowStats, FlowTable, Update};
+pub use table::{FeatureExport, FlowConfig, FlowSnapshot, FlowStats, FlowTable, LiveFlow, Update};
 pub use tcp::TcpState;
 pub use timeouts::{ProtoTimeouts, Timeouts};

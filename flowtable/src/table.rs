@@ -11,7 +11,7 @@ use hashbrown::HashMap;
 use portcullis_common::{ipproto, Direction, FlowKey, PacketMeta, Timestamp};
 
 use crate::features::{FeatureVector, FlowFeatures};
-use crate::tcp::TcpTracker;
+use crate::tcp::{TcpState, TcpTracker};
 use crate::timeouts::{list_of, LISTS};
 use crate::{EndReason, FlowRecord, FlowState, Timeouts};
 
@@ -149,6 +149,18 @@ impl FlowSnapshot {
             bytes_toclient: r.bytes_toclient,
         }
     }
+}
+
+/// A live flow as a periodic snapshot sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveFlow {
+    pub flow: FlowSnapshot,
+    /// Its slot in the table (what per-flow state beside the table is indexed by).
+    pub slot: u32,
+    /// Time of its latest packet.
+    pub last: Timestamp,
+    pub state: FlowState,
+    pub tcp_state: TcpState,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -460,6 +472,31 @@ impl FlowTable {
         (dir, established)
     }
 
+    /// Every live flow, in no particular order. Walks every slot: for a periodic snapshot
+    /// (once a second), never per packet.
+    pub fn live(&self) -> impl Iterator<Item = LiveFlow> + '_ {
+        self.map.values().map(|&i| {
+            let s = &self.slots[i as usize];
+            LiveFlow { flow: self.snapshot(i), slot: i, last: s.last, state: s.state, tcp_state: s.tcp.state }
+        })
+    }
+
+    /// The `n` live flows with the most bytes (both ways), largest first, into `out`
+    /// (cleared first): what the console's flow pane shows.
+    pub fn largest(&self, n: usize, out: &mut Vec<LiveFlow>) {
+        out.clear();
+        if n == 0 {
+            return;
+        }
+        let key = |f: &LiveFlow| (std::cmp::Reverse(f.flow.bytes_toserver + f.flow.bytes_toclient), f.flow.flow_id);
+        out.extend(self.live());
+        if out.len() > n {
+            out.select_nth_unstable_by_key(n - 1, key);
+            out.truncate(n);
+        }
+        out.sort_unstable_by_key(key);
+    }
+
     /// Marks the flow in `slot` as having raised an alert.
     pub fn set_alerted(&mut self, slot: u32) {
         self.slots[slot as usize].alerted = true;
@@ -620,6 +657,26 @@ mod tests {
     const SA: u8 = TcpFlags::SYN | TcpFlags::ACK;
     const A: u8 = TcpFlags::ACK;
     const R: u8 = TcpFlags::RST;
+
+    #[test]
+    fn largest_flows_by_bytes() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        let mut out = Vec::new();
+        t.largest(3, &mut out);
+        assert!(out.is_empty());
+        for (i, n) in [(1u16, 2), (2, 5), (3, 1), (4, 3)] {
+            for _ in 0..n {
+                t.update(&pkt("10.0.0.2", "10.0.0.1", 4000 + i, 53, 17, 1, 0), &mut ended);
+            }
+        }
+        t.largest(3, &mut out);
+        let ports: Vec<u16> = out.iter().map(|f| f.flow.key.sport).collect();
+        assert_eq!(ports, [4002, 4004, 4001], "most bytes first, the smallest left out");
+        assert_eq!(out[0].flow.bytes_toserver, 500);
+        t.largest(10, &mut out);
+        assert_eq!(out.len(), 4);
+    }
 
     #[test]
     fn icmp_errors_only_join_existing_flows() {

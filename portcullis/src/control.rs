@@ -1,6 +1,8 @@
 //! The daemon's control socket: a Unix stream socket, one JSON request per line and one JSON
-//! reply per line, so `portcullis block`, the console (later) and scripts (`socat`, `nc -U`)
-//! speak the same protocol.
+//! reply per line, so `portcullis block`, `portcullis console` and scripts (`socat`, `nc -U`)
+//! speak the same protocol, version 1 (`portcullis_api`: requests may carry `"v":1`; a
+//! version this daemon does not speak is refused). Each connection has its own thread (at
+//! most [`MAX_CONNECTIONS`] at once), so a console's stream never holds up a `block`.
 //!
 //! Only the daemon's user (root) may use it: the socket is created mode 0600 (under a umask
 //! that leaves no window between bind and chmod) in a directory of mode 0700 when the daemon
@@ -11,7 +13,10 @@
 //! escalation ladder's first step; `"action":"quarantine"` quarantines instead),
 //! `{"cmd":"unblock","addr":"192.0.2.7"}`, `{"cmd":"blocked"}`, `{"cmd":"pending"}`,
 //! `{"cmd":"approve","id":12}`, `{"cmd":"deny","id":12}`, `{"cmd":"nft-status"}`,
-//! `{"cmd":"stats"}`; `"by"` names the operator in the decision log. Replies:
+//! `{"cmd":"stats"}`, `{"cmd":"hello"}` (name, protocol version, commands),
+//! `{"cmd":"snapshot"}` (the console's view, `portcullis_api::Snapshot`), and
+//! `{"cmd":"subscribe","events":["alert","decision"]}`, after which the connection carries
+//! EVE lines until the client closes it; `"by"` names the operator in the decision log. Replies:
 //! `{"ok":true,...}` or `{"ok":false,"error":"..."}`. Blocks go through the policy (nftables
 //! and the XDP map, logged as decisions); without one, to the XDP map alone.
 
@@ -20,7 +25,7 @@ use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -29,12 +34,18 @@ use serde_json::{json, Value};
 
 use crate::live::Control;
 use crate::policy::PolicyHandle;
+use portcullis_api::{COMMANDS, PROTOCOL_VERSION};
 use portcullis_policy::Action;
 
 /// Longest request line accepted; anything longer is refused and the connection closed.
 const MAX_REQUEST: u64 = 4096;
 /// How long one connection may take to send a request or read a reply.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; more are refused with a reply saying so.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a `subscribe` connection may stay silent before a keep-alive `{}` line tells
+/// whether its reader is still there.
+const STREAM_IDLE: Duration = Duration::from_secs(2);
 
 /// A listening control socket; the file is removed when the server stops.
 #[derive(Debug)]
@@ -76,15 +87,42 @@ impl ControlServer {
         let stop = Arc::new(AtomicBool::new(false));
         let s = stop.clone();
         let handle = thread::Builder::new().name("control".into()).spawn(move || {
+            let open = Arc::new(AtomicUsize::new(0));
+            let mut conns: Vec<JoinHandle<()>> = Vec::new();
             while !s.load(Ordering::Relaxed) && !daemon_stop.load(Ordering::Relaxed) {
+                conns.retain(|h| !h.is_finished());
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, &control, &s),
+                    Ok((stream, _)) if open.load(Ordering::Acquire) >= MAX_CONNECTIONS => {
+                        let mut w = stream;
+                        let _ = w.set_nonblocking(false);
+                        let _ = w.set_write_timeout(Some(IO_TIMEOUT));
+                        let _ = writeln!(w, "{}", err(format!("too many control connections (at most {MAX_CONNECTIONS})")));
+                    }
+                    Ok((stream, _)) => {
+                        open.fetch_add(1, Ordering::AcqRel);
+                        let (control, stop, count) = (control.clone(), s.clone(), open.clone());
+                        let spawned = thread::Builder::new().name("control-conn".into()).spawn(move || {
+                            serve(stream, &control, &stop);
+                            count.fetch_sub(1, Ordering::AcqRel);
+                        });
+                        match spawned {
+                            Ok(h) => conns.push(h),
+                            Err(e) => {
+                                open.fetch_sub(1, Ordering::AcqRel);
+                                eprintln!("warning: control socket: cannot start a connection thread: {e}");
+                            }
+                        }
+                    }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => thread::sleep(Duration::from_millis(50)),
                     Err(e) => {
                         eprintln!("warning: control socket: {e}");
                         thread::sleep(Duration::from_millis(200));
                     }
                 }
+            }
+            // Connections notice the stop within their read timeout.
+            for h in conns {
+                let _ = h.join();
             }
         })?;
         Ok(ControlServer { path: path.to_path_buf(), handle: Some(handle), stop })
@@ -138,12 +176,70 @@ fn serve(stream: UnixStream, control: &Control, stop: &AtomicBool) {
             let _ = writeln!(w, "{}", err(format!("request longer than {MAX_REQUEST} bytes")));
             return;
         }
-        let reply = match serde_json::from_str::<Value>(line.trim()) {
-            Ok(req) => handle(&req, control),
-            Err(e) => json!({ "ok": false, "error": format!("not a JSON request: {e}") }),
+        let req = match serde_json::from_str::<Value>(line.trim()) {
+            Ok(req) => req,
+            Err(e) => {
+                if writeln!(w, "{}", err(format!("not a JSON request: {e}"))).is_err() {
+                    return;
+                }
+                continue;
+            }
         };
-        if writeln!(w, "{reply}").is_err() {
+        if req.get("cmd").and_then(Value::as_str) == Some("subscribe") && version_error(&req).is_none() {
+            stream_events(&req, control, &mut w, stop);
             return;
+        }
+        if writeln!(w, "{}", handle(&req, control)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Why the request's protocol version is refused, if it is.
+fn version_error(req: &Value) -> Option<Value> {
+    match req.get("v") {
+        None => None,
+        Some(v) if v.as_u64() == Some(u64::from(PROTOCOL_VERSION)) => None,
+        Some(v) => Some(err(format!("protocol version {v} is not spoken here; this daemon speaks version {PROTOCOL_VERSION}"))),
+    }
+}
+
+/// Serves a `subscribe`: one `{"ok":true,...}` line, then the EVE lines of the requested
+/// types as they are written, until the client goes away or the daemon stops. A reader too
+/// slow for the daemon loses lines (counted in the telemetry); the daemon never waits.
+fn stream_events(req: &Value, control: &Control, w: &mut UnixStream, stop: &AtomicBool) {
+    let known = ["alert", "decision", "drift"];
+    let mut types: Vec<String> = Vec::new();
+    if let Some(list) = req.get("events").and_then(Value::as_array) {
+        for t in list {
+            match t.as_str() {
+                Some(name) if known.contains(&name) => types.push(name.to_string()),
+                _ => {
+                    let _ = writeln!(w, "{}", err(format!("cannot subscribe to {t}: the stream carries {}", known.join(", "))));
+                    return;
+                }
+            }
+        }
+    }
+    let rx = control.telemetry.subscribe(types.clone());
+    let shown = if types.is_empty() { known.iter().map(|s| s.to_string()).collect() } else { types };
+    if writeln!(w, "{}", json!({ "ok": true, "streaming": shown })).is_err() {
+        return;
+    }
+    while !stop.load(Ordering::Relaxed) {
+        match rx.recv_timeout(STREAM_IDLE) {
+            Ok(line) => {
+                if writeln!(w, "{line}").is_err() {
+                    return;
+                }
+            }
+            // A keep-alive: a reader that left is noticed here rather than at the next alert.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if writeln!(w, "{{}}").is_err() {
+                    return;
+                }
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
         }
     }
 }
@@ -160,7 +256,23 @@ fn err(msg: impl Into<String>) -> Value {
 
 /// One request, one reply.
 pub fn handle(req: &Value, control: &Control) -> Value {
+    if let Some(e) = version_error(req) {
+        return e;
+    }
     let cmd = req.get("cmd").and_then(Value::as_str).unwrap_or("");
+    match cmd {
+        "hello" => {
+            return json!({
+                "ok": true,
+                "daemon": concat!("portcullis ", env!("CARGO_PKG_VERSION")),
+                "protocol": PROTOCOL_VERSION,
+                "commands": COMMANDS,
+            })
+        }
+        "snapshot" => return json!({ "ok": true, "snapshot": control.telemetry.snapshot(control.policy.as_ref()) }),
+        "subscribe" => return err("`subscribe` turns a connection into a stream; send it on a connection of its own"),
+        _ => {}
+    }
     let addr = || request_addr(req);
     let blocklist = || control.blocklist.as_ref().ok_or_else(|| err(format!("no block map: {}", control.blocklist_missing.as_deref().unwrap_or("XDP is not attached"))));
     if let Some(p) = &control.policy {
@@ -230,7 +342,8 @@ pub fn handle(req: &Value, control: &Control) -> Value {
             None => err("no stats yet (the first round is written after stats.interval)"),
         },
         "" => err("`cmd` is missing"),
-        other => err(format!("unknown command `{other}` (block, unblock, blocked, pending, approve, deny, nft-status, stats)")),
+        "reload-rules" | "swap-model" | "rollback-model" | "promote-shadow" => err(format!("`{cmd}` is not available yet in this version of the daemon")),
+        other => err(format!("unknown command `{other}` ({})", COMMANDS.join(", "))),
     }
 }
 
@@ -357,6 +470,7 @@ mod tests {
             allowlist: allow.iter().map(|(a, l)| (a.parse().unwrap(), *l)).collect(),
             last_stats: Arc::new(Mutex::new(None)),
             policy: None,
+            telemetry: crate::telemetry::Telemetry::default(),
         }
     }
 
@@ -389,6 +503,49 @@ mod tests {
         assert!(r["error"].as_str().unwrap().contains("unknown command"), "{r}");
         assert!(!c.allowed("192.0.2.1".parse().unwrap()));
         assert!(c.allowed("10.255.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn hello_snapshot_and_versions() {
+        let c = control(&[]);
+        let r = handle(&json!({"cmd": "hello"}), &c);
+        assert_eq!((r["ok"].as_bool(), r["protocol"].as_u64()), (Some(true), Some(1)));
+        assert!(r["commands"].as_array().unwrap().iter().any(|x| x == "snapshot"));
+        let r = handle(&json!({"cmd": "snapshot", "v": 1}), &c);
+        assert_eq!(r["snapshot"]["enforcement"]["mode"], "off", "{r}");
+        let snap: portcullis_api::Snapshot = serde_json::from_value(r["snapshot"].clone()).unwrap();
+        assert!(snap.alerts.is_empty());
+        let r = handle(&json!({"cmd": "stats", "v": 2}), &c);
+        assert!(r["error"].as_str().unwrap().contains("protocol version 2"), "{r}");
+        let r = handle(&json!({"cmd": "reload-rules"}), &c);
+        assert!(r["error"].as_str().unwrap().contains("not available yet"), "{r}");
+    }
+
+    #[test]
+    fn subscribers_receive_alerts_while_other_connections_are_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let c = control(&[]);
+        let stop = Arc::new(AtomicBool::new(false));
+        let _server = ControlServer::start(&path, c.clone(), stop).unwrap();
+        let mut sub = UnixStream::connect(&path).unwrap();
+        sub.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        writeln!(sub, r#"{{"cmd":"subscribe","events":["alert"],"v":1}}"#).unwrap();
+        let mut lines = BufReader::new(sub.try_clone().unwrap()).lines();
+        let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(first["streaming"], json!(["alert"]));
+        // Another connection is answered while the stream is open.
+        let r = request(&path, &json!({"cmd": "hello"})).unwrap();
+        assert_eq!(r["ok"], true);
+        c.telemetry.publish("decision", br#"{"event_type":"decision"}"#);
+        c.telemetry.publish("alert", br#"{"event_type":"alert","alert":{"signature_id":1}}"#);
+        let line = lines.find(|l| l.as_ref().map_or(true, |l| l != "{}")).unwrap().unwrap();
+        assert_eq!(serde_json::from_str::<Value>(&line).unwrap()["event_type"], "alert", "decisions were not asked for");
+        let mut bad = UnixStream::connect(&path).unwrap();
+        writeln!(bad, r#"{{"cmd":"subscribe","events":["flow"]}}"#).unwrap();
+        let mut l = String::new();
+        BufReader::new(bad).read_line(&mut l).unwrap();
+        assert!(l.contains("cannot subscribe"), "{l}");
     }
 
     #[test]

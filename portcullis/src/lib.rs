@@ -15,6 +15,7 @@ pub mod live;
 pub mod ml;
 pub mod policy;
 pub mod replay;
+pub mod telemetry;
 
 pub use inspect::{Inspector, NoRules};
 pub use replay::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};

@@ -29,6 +29,7 @@ use portcullis_flowtable::{FlowConfig, FlowStats};
 use crate::inspect::{Inspector, NoRules};
 use crate::ml::{load_model, AlertLimit, ModelError, WorkerMl};
 use crate::policy::{decision_event, PolicyHandle};
+use crate::telemetry::{FlowSample, PortSample, ScoringSample, Telemetry, FLOWS_PER_WORKER};
 /// What an overloaded inline worker does with the frames it has no time to inspect: the
 /// config's `capture.fail-mode`, used as it is.
 pub use portcullis_config::FailMode;
@@ -131,12 +132,21 @@ struct WorkerStats {
     overload_dropped: u64,
     /// Inline: worker outputs (events of a batch) thrown away because the writer was behind.
     events_lost: u64,
+    /// Frames waiting in the port's ring.
+    backlog: u64,
+    /// Rows scored so far, and the latency of each scoring call since the last report.
+    ml_scored: u64,
+    ml_latencies: Vec<u32>,
 }
 
 enum LiveMsg {
     Out(WorkerOut),
     Stats(usize, Box<WorkerStats>),
+    Flows(usize, Box<FlowSample>),
 }
+
+/// How often workers report their counters and flows for the console and the metrics.
+const TELEMETRY_TICK: Duration = Duration::from_secs(1);
 
 /// What the capture opened, handed to `run_live`'s `on_ready` before any frame is read.
 #[derive(Debug)]
@@ -158,6 +168,8 @@ pub struct Control {
     pub last_stats: Arc<Mutex<Option<serde_json::Value>>>,
     /// The policy: operator blocks, approvals and what is in force go through it.
     pub policy: Option<PolicyHandle>,
+    /// What the console and `subscribe` read.
+    pub telemetry: Telemetry,
 }
 
 impl Control {
@@ -207,6 +219,10 @@ pub fn run_live<I: Inspector>(
         allowlist: opts.allowlist.clone(),
         last_stats: Arc::new(Mutex::new(None)),
         policy: opts.policy.clone(),
+        telemetry: Telemetry::new("run", kind.name(), opts.topology.is_inline(), opts.topology.is_inline().then_some(match opts.fail_mode {
+            FailMode::Open => "open",
+            FailMode::Closed => "closed",
+        })),
     };
     // Blocks also go to the XDP map, which drops before the kernel's stack.
     if let (Some(p), Some(b)) = (&opts.policy, &control.blocklist) {
@@ -254,6 +270,12 @@ pub fn run_live<I: Inspector>(
 
     let wopts = WriteOptions { log_flows: opts.log_flows, log_alerts: opts.log_alerts, log_drops: opts.log_drops, ml_alert_limit: opts.ml_alert_limit };
     let mut sink = EventSink::new(eve, wopts, engine.clone(), model.clone());
+    sink.tap = Some(control.telemetry.clone());
+    let telemetry = control.telemetry.clone();
+    let mut flow_samples: Vec<FlowSample> = vec![FlowSample::default(); n];
+    let mut ml_calls = 0u64;
+    let mut ml_latencies: Vec<u32> = Vec::new();
+    let mut next_tick = Instant::now() + TELEMETRY_TICK;
     let policy = opts.policy.clone();
     if policy.is_some() {
         sink.triggers = Some(Vec::new());
@@ -347,8 +369,14 @@ pub fn run_live<I: Inspector>(
                 sink.write_group([out]);
                 false
             }
-            Ok(LiveMsg::Stats(i, s)) => {
+            Ok(LiveMsg::Stats(i, mut s)) => {
+                ml_calls += s.ml_latencies.len() as u64;
+                ml_latencies.append(&mut s.ml_latencies);
                 latest[i] = *s;
+                false
+            }
+            Ok(LiveMsg::Flows(i, f)) => {
+                flow_samples[i] = *f;
                 false
             }
             Err(RecvTimeoutError::Timeout) => false,
@@ -364,8 +392,22 @@ pub fn run_live<I: Inspector>(
         if disconnected {
             break;
         }
-        // Checked after every message too: under steady traffic the channel never times out.
         let now = Instant::now();
+        if now >= next_tick {
+            next_tick = now + TELEMETRY_TICK;
+            telemetry_tick(&telemetry, now, &descriptions, &latest, xdp.as_ref(), &flow_samples);
+            if let Some(m) = &model {
+                telemetry.record_scoring(ScoringSample {
+                    backend: "cpu".into(),
+                    backend_note: None,
+                    model: format!("{} {}", m.name, m.version),
+                    flows_scored: latest.iter().map(|w| w.ml_scored).sum(),
+                    calls: ml_calls,
+                    latencies_us: std::mem::take(&mut ml_latencies),
+                });
+            }
+        }
+        // Checked after every message too: under steady traffic the channel never times out.
         if now >= next_stats {
             next_stats = now + opts.stats_interval;
             write_stats(&mut sink, &latest);
@@ -421,12 +463,44 @@ pub fn run_live<I: Inspector>(
     })
 }
 
+/// Hands the telemetry one second's counters: per port, and the drops by reason.
+fn telemetry_tick(t: &Telemetry, now: Instant, names: &[String], latest: &[WorkerStats], xdp: Option<&XdpProgram>, flows: &[FlowSample]) {
+    let ports: Vec<PortSample> = latest
+        .iter()
+        .enumerate()
+        .map(|(i, w)| PortSample { name: names.get(i).cloned().unwrap_or_default(), stats: w.port, backlog: w.backlog })
+        .collect();
+    let mut p = PortStats::default();
+    let (mut fail_closed, mut lost) = (0, 0);
+    for w in latest {
+        p.merge(&w.port);
+        fail_closed += w.overload_dropped;
+        lost += w.events_lost;
+    }
+    let xdp_blocked = xdp.and_then(|x| x.stats().ok()).map_or(0, |c| c[xdp_stat::BLOCKED as usize]);
+    let drops = vec![
+        ("verdict".to_string(), p.dropped.saturating_sub(fail_closed)),
+        ("fail-closed".to_string(), fail_closed),
+        ("ring-full".to_string(), p.rx_ring_full),
+        ("kernel".to_string(), p.rx_dropped),
+        ("tx-failed".to_string(), p.tx_failed),
+        ("xdp-blocklist".to_string(), xdp_blocked),
+    ];
+    t.record_ports(now, &ports, drops, lost);
+    t.record_flows(now, flows.to_vec());
+}
+
 /// How often the writer checks for decisions to write when no traffic wakes it.
 const DECISION_POLL: Duration = Duration::from_millis(100);
 
 /// Writes the EVE `decision` events of the decisions whose outcome is known.
 fn write_decisions<I: Inspector>(sink: &mut EventSink<I>, p: &PolicyHandle) {
     let done = p.take_done();
+    if let Some(t) = &sink.tap {
+        for d in &done {
+            t.publish("decision", decision_event(d).to_string().as_bytes());
+        }
+    }
     if let Some(w) = sink.eve.as_mut() {
         for d in &done {
             if let Err(e) = w.write(&decision_event(d)) {
@@ -574,9 +648,13 @@ fn live_worker<I: Inspector>(
             }
         }
         if Instant::now() >= next_stats {
-            next_stats = Instant::now() + w.stats_interval / 2;
+            next_stats = Instant::now() + TELEMETRY_TICK.min(w.stats_interval / 2);
             let s = snapshot(&port, &decoder, &mut shard, overload, events_lost);
             if !deliver(&tx, LiveMsg::Stats(w.index, Box::new(s)), w.inline, &mut 0) {
+                break;
+            }
+            let f = shard.flow_sample(FLOWS_PER_WORKER);
+            if !deliver(&tx, LiveMsg::Flows(w.index, Box::new(f)), w.inline, &mut 0) {
                 break;
             }
         }
@@ -617,7 +695,11 @@ fn deliver(tx: &Sender<LiveMsg>, msg: LiveMsg, inline: bool, lost: &mut u64) -> 
 }
 
 fn snapshot<I: Inspector>(port: &Port, decoder: &Decoder, shard: &mut Shard<I>, overload: (u64, u64), events_lost: u64) -> WorkerStats {
+    let (ml_scored, ml_latencies) = shard.take_ml_sample().unwrap_or_default();
     WorkerStats {
+        backlog: port.backlog() as u64,
+        ml_scored,
+        ml_latencies,
         port: port.stats(),
         decoder: decoder.stats.clone(),
         flow: shard.flow_stats().clone(),

@@ -625,6 +625,35 @@ impl<I: Inspector> Shard<I> {
         &self.app
     }
 
+    /// The shard's flows for the console: the `n` largest (with their app-layer protocol)
+    /// and what each source address holds in the table.
+    pub(crate) fn flow_sample(&self, n: usize) -> crate::telemetry::FlowSample {
+        let mut sample = crate::telemetry::FlowSample { active: self.table.len() as u64, ..Default::default() };
+        for f in self.table.live() {
+            let e = sample.sources.entry(f.flow.key.src_ip()).or_default();
+            e.0 += f.flow.bytes_toserver + f.flow.bytes_toclient;
+            e.1 += f.flow.pkts_toserver + f.flow.pkts_toclient;
+            e.2 += 1;
+        }
+        self.table.largest(n, &mut sample.largest);
+        if let Some(d) = &self.det {
+            for f in &sample.largest {
+                if let Some(Some(c)) = d.flows.get(f.slot as usize) {
+                    if let Some(app) = d.engine.app_proto(&c.detect) {
+                        sample.app.insert(f.flow.flow_id, app);
+                    }
+                }
+            }
+        }
+        sample
+    }
+
+    /// What the shard's scoring did since the last call: flows scored, calls, and the
+    /// latency of each call (taken, so a daemon's history does not grow without end).
+    pub(crate) fn take_ml_sample(&mut self) -> Option<(u64, Vec<u32>)> {
+        self.ml.as_mut().map(|m| (m.stats.flows + m.stats.checkpoints, std::mem::take(&mut m.stats.latencies_us)))
+    }
+
     fn into_stats(mut self) -> (FlowStats, Option<MlWorkerStats>, AppStats) {
         self.app_stats();
         (self.table.stats, self.ml.map(|m| m.stats), self.app)
@@ -723,6 +752,9 @@ pub(crate) struct EventSink<I: Inspector> {
     /// With a policy: every alert written (after thresholds and limits), as the playbook's
     /// triggers; drained by the caller after each group.
     pub(crate) triggers: Option<Vec<Trigger>>,
+    /// The daemon's telemetry: every alert is published to it (the console's alert pane and
+    /// `subscribe` streams), whether or not EVE writes alerts.
+    pub(crate) tap: Option<crate::telemetry::Telemetry>,
 }
 
 impl<I: Inspector> EventSink<I> {
@@ -743,11 +775,12 @@ impl<I: Inspector> EventSink<I> {
             ml: Vec::new(),
             order: Vec::new(),
             triggers: None,
+            tap: None,
         }
     }
 
     pub(crate) fn write_group(&mut self, outs: impl IntoIterator<Item = WorkerOut>) {
-        let EventSink { eve, opts, engine, model, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order, triggers } = self;
+        let EventSink { eve, opts, engine, model, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order, triggers, tap } = self;
         events.clear();
         records.clear();
         blocked.clear();
@@ -785,6 +818,9 @@ impl<I: Inspector> EventSink<I> {
             // Events are counted and thresholds applied even when nothing is written;
             // serialising is skipped.
             let writing = eve.is_some() && failed.is_none();
+            // Alerts are serialised for the telemetry even when EVE does not take them.
+            let alerts_wanted = (writing && opts.log_alerts) || tap.is_some();
+            let mut is_alert = true;
             let line = if i >= nr {
                 let a = &ml[(i - nr) as usize];
                 let Some(model) = model.as_deref() else {
@@ -799,7 +835,7 @@ impl<I: Inspector> EventSink<I> {
                 if let Some(t) = triggers.as_mut() {
                     t.push(ml_trigger(a, model));
                 }
-                if !writing || !opts.log_alerts {
+                if !alerts_wanted {
                     continue;
                 }
                 serde_json::to_vec(&ml_alert_event(&a.flow, a.at, a.pcap_cnt, &model.rule(a.kind, a.severity), a.verdict(model)))
@@ -823,7 +859,7 @@ impl<I: Inspector> EventSink<I> {
                         if let Some(t) = triggers.as_mut() {
                             t.push(rule_trigger(pkt, alert, engine.as_ref()));
                         }
-                        if !writing || !opts.log_alerts {
+                        if !alerts_wanted {
                             continue;
                         }
                         let ev = alert_event(pkt, flow.as_ref(), &engine.rule(alert), *blocked);
@@ -833,6 +869,7 @@ impl<I: Inspector> EventSink<I> {
                         }
                     }
                     PacketEvent::Drop { pkt, info, reason } => {
+                        is_alert = false;
                         if !writing || !opts.log_drops {
                             continue;
                         }
@@ -840,6 +877,7 @@ impl<I: Inspector> EventSink<I> {
                     }
                 }
             } else {
+                is_alert = false;
                 let mut r = records[(i - ne) as usize];
                 totals.flows += 1;
                 if !alerted.is_empty() {
@@ -850,8 +888,23 @@ impl<I: Inspector> EventSink<I> {
                 }
                 serde_json::to_vec(&flow_event(&r))
             };
-            if let Some(w) = eve.as_mut() {
-                if let Err(e) = line.map_err(EveError::from).and_then(|l| w.write_raw(&l)) {
+            let line = match line {
+                Ok(l) => l,
+                Err(e) => {
+                    failed.get_or_insert(e.into());
+                    continue;
+                }
+            };
+            if is_alert {
+                if let Some(t) = tap.as_ref() {
+                    t.publish("alert", &line);
+                }
+                if !(writing && opts.log_alerts) {
+                    continue;
+                }
+            }
+            if let Some(w) = eve.as_mut().filter(|_| failed.is_none()) {
+                if let Err(e) = w.write_raw(&line) {
                     // Keep draining so the workers are not blocked; report at the end.
                     *failed = Some(e);
                 }
