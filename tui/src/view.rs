@@ -600,6 +600,7 @@ pub(crate) const HELP: &[(&str, &str)] = &[
     ("r, then y", "reload the rule files"),
     ("R, then y", "roll the model back to the previous one"),
     ("P, then y", "promote the shadow model"),
+    ("R M A D, 1 2 3", "alert kind: rule, ml, anomaly, drift; severity"),
     ("?", "this help"),
     ("q, Ctrl-C", "quit"),
 ];
@@ -711,6 +712,8 @@ pub(crate) fn inspect_lines(item: &Inspected) -> (String, Vec<Line<'static>>) {
 
 fn draw_inspect(frame: &mut Frame<'_>, area: Rect, item: &Inspected, scroll: u16) {
     let (title, lines) = inspect_lines(item);
+    // Scrolled no further than the last line, so the popup never goes blank.
+    let scroll = scroll.min(lines.len().saturating_sub(1) as u16);
     let popup = centered(area, area.width.saturating_sub(4).max(area.width * 9 / 10), area.height.saturating_sub(2));
     frame.render_widget(Clear, popup);
     let block = Block::bordered().title(format!(" {title} (↑↓ scroll · Esc closes) ")).bold();
