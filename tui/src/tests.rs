@@ -593,15 +593,15 @@ fn larger_terminals_give_the_lists_more_rows_and_columns() {
 
 #[test]
 fn tiny_terminals_draw_a_summary_and_never_panic() {
-    let mut a = app(Some(realistic()));
+    let a = app(Some(realistic()));
     assert_lines(
         &render(&a, 20, 5),
         &["portcullis run      ", "34.6k pkt/s · 3 ale…", "2 blocks · 1 pending", "enlarge to 60×18 fo…", "? help · q quit · T…"],
     );
     assert_eq!(render(&app(None), 20, 3)[0], "portcullis: no snap…");
-    // Every size up to well past 80×24, with each overlay and with the largest snapshot.
+    // Sizes from nothing to well past 80×24, with each overlay and with the largest snapshot.
     for s in [realistic(), overflowing(), empty()] {
-        let mut a = app(Some(s));
+        let a = app(Some(s));
         for overlay in ["", "?", "\n", "4u"] {
             let mut a = a.clone();
             for c in overlay.chars() {
@@ -613,10 +613,7 @@ fn tiny_terminals_draw_a_summary_and_never_panic() {
                 }
             }
         }
-        a.on_key(key('q'));
     }
-    a.on_key(key('q'));
-    assert!(a.should_quit());
 }
 
 // ---- keys -------------------------------------------------------------------------------------
