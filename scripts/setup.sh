@@ -28,6 +28,8 @@ command -v ethtool >/dev/null || need+=(ethtool)
 [ -e /usr/include/libnftnl/set.h ] || need+=(libnftnl-dev)
 [ -e /usr/include/libmnl/libmnl.h ] || need+=(libmnl-dev)
 command -v nft >/dev/null || need+=(nftables)
+# The Redis EVE output's tests start their own redis-server on a free localhost port.
+command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

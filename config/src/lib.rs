@@ -268,30 +268,90 @@ fn scalar_map<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String,
         .collect())
 }
 
+/// `outputs`: where events go (see `portcullis_outputs` for what each sink does).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Outputs {
     #[serde(default)]
     pub eve_log: EveLog,
+    #[serde(default)]
+    pub webhook: WebhookSection,
 }
 
+/// `outputs.eve-log`, in Suricata's words (`filetype`, `filename`, `identity`, `facility`,
+/// `level`, `redis`), plus `buffer`.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EveLog {
     #[serde(default = "yes", deserialize_with = "yes_no")]
     pub enabled: bool,
-    /// File to append events to; `-` is stdout. `--eve` overrides it.
+    /// Where events go: a file, a unix socket, syslog or Redis.
+    #[serde(default)]
+    pub filetype: FileType,
+    /// `regular`: the file appended to (`-` is stdout; `--eve` overrides it); `unix_dgram`
+    /// and `unix_stream`: the listener's socket path.
     #[serde(default = "default_eve")]
     pub filename: PathBuf,
     /// Event types to write.
     #[serde(default = "default_types")]
     pub types: Vec<EventType>,
+    /// `syslog`: the program name in each message.
+    pub identity: Option<String>,
+    /// `syslog`: facility name (`local5`).
+    pub facility: Option<String>,
+    /// `syslog`: severity name (`Info`).
+    pub level: Option<String>,
+    /// `unix_stream` and `redis`: events queued while the peer is slow or away.
+    pub buffer: Option<usize>,
+    pub redis: Option<RedisSection>,
 }
 
 impl Default for EveLog {
     fn default() -> Self {
-        EveLog { enabled: true, filename: default_eve(), types: default_types() }
+        EveLog { enabled: true, filetype: FileType::default(), filename: default_eve(), types: default_types(), identity: None, facility: None, level: None, buffer: None, redis: None }
     }
+}
+
+/// `outputs.eve-log.filetype`, spelled as Suricata spells it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum FileType {
+    #[default]
+    #[serde(rename = "regular", alias = "file")]
+    Regular,
+    #[serde(rename = "unix_dgram")]
+    UnixDgram,
+    #[serde(rename = "unix_stream")]
+    UnixStream,
+    #[serde(rename = "syslog")]
+    Syslog,
+    #[serde(rename = "redis")]
+    Redis,
+}
+
+/// `outputs.eve-log.redis`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RedisSection {
+    pub server: Option<String>,
+    pub port: Option<u16>,
+    /// `list` (= `lpush`), `rpush`, `channel` (= `publish`).
+    pub mode: Option<String>,
+    pub key: Option<String>,
+}
+
+/// `outputs.webhook`: decisions POSTed to a URL.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WebhookSection {
+    #[serde(default, deserialize_with = "yes_no")]
+    pub enabled: bool,
+    pub url: Option<String>,
+    /// The policy actions whose decisions are posted.
+    pub actions: Option<Vec<String>>,
+    /// Seconds for one request.
+    pub timeout: Option<u32>,
+    /// Decisions waiting to be posted.
+    pub buffer: Option<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -612,7 +672,82 @@ impl Config {
         if self.stats.interval == Some(0) {
             return Err(invalid("stats.interval", "must be at least 1 second"));
         }
+        self.build_outputs().map_err(|(key, message)| invalid(&format!("outputs.{key}"), &message))?;
         Ok(())
+    }
+
+    /// The sinks of `outputs`: the EVE sink of `eve-log` (none when it is off) and the
+    /// webhook when it is on. `portcullis_outputs::Outputs::open` takes it.
+    pub fn outputs_config(&self) -> portcullis_outputs::OutputsConfig {
+        // Checked when the file was loaded.
+        self.build_outputs().unwrap_or_default()
+    }
+
+    /// Builds and checks the outputs; an error names the key below `outputs.` and says why.
+    fn build_outputs(&self) -> Result<portcullis_outputs::OutputsConfig, (String, String)> {
+        use portcullis_outputs::{Facility, Level, RedisConfig, RedisMode, SinkConfig, WebhookConfig, DEFAULT_BUFFER, DEFAULT_SYSLOG_SOCKET};
+        let e = &self.outputs.eve_log;
+        let bad = |k: &str, m: String| Err((k.to_string(), m));
+        if e.redis.is_some() && e.filetype != FileType::Redis {
+            return bad("eve-log.redis", "is set but `filetype` is not redis".into());
+        }
+        if e.buffer == Some(0) {
+            return bad("eve-log.buffer", "must be at least 1".into());
+        }
+        let buffer = e.buffer.unwrap_or(DEFAULT_BUFFER);
+        let mut eve = Vec::new();
+        if e.enabled {
+            let path = e.filename.clone();
+            eve.push(match e.filetype {
+                FileType::Regular => SinkConfig::File { path },
+                FileType::UnixDgram => SinkConfig::UnixDgram { path },
+                FileType::UnixStream => SinkConfig::UnixStream { path, buffer },
+                FileType::Syslog => {
+                    let facility = match &e.facility {
+                        None => Facility::LOCAL5,
+                        Some(f) => match Facility::parse(f) {
+                            Some(f) => f,
+                            None => return bad("eve-log.facility", format!("`{f}` is not a syslog facility ({})", Facility::names().collect::<Vec<_>>().join(", "))),
+                        },
+                    };
+                    let level = match &e.level {
+                        None => Level::INFO,
+                        Some(l) => match Level::parse(l) {
+                            Some(l) => l,
+                            None => return bad("eve-log.level", format!("`{l}` is not a syslog level ({})", Level::names().collect::<Vec<_>>().join(", "))),
+                        },
+                    };
+                    SinkConfig::Syslog { socket: PathBuf::from(DEFAULT_SYSLOG_SOCKET), identity: e.identity.clone().unwrap_or_else(|| "portcullis".into()), facility, level }
+                }
+                FileType::Redis => {
+                    let r = e.redis.clone().unwrap_or_default();
+                    let mode = match r.mode.as_deref() {
+                        None => RedisMode::Lpush,
+                        Some(m) => match RedisMode::parse(m) {
+                            Some(m) => m,
+                            None => return bad("eve-log.redis.mode", format!("`{m}` is not list, lpush, rpush, channel or publish")),
+                        },
+                    };
+                    SinkConfig::Redis(RedisConfig {
+                        server: r.server.unwrap_or_else(|| "127.0.0.1".into()),
+                        port: r.port.unwrap_or(6379),
+                        mode,
+                        key: r.key.unwrap_or_else(|| "portcullis".into()),
+                        buffer,
+                    })
+                }
+            });
+        }
+        let w = &self.outputs.webhook;
+        let webhook = w.enabled.then(|| WebhookConfig {
+            url: w.url.clone().unwrap_or_default(),
+            actions: w.actions.clone().unwrap_or_else(|| vec!["block".into(), "quarantine".into()]),
+            timeout: std::time::Duration::from_secs(u64::from(w.timeout.unwrap_or(5))),
+            buffer: w.buffer.unwrap_or(1000),
+        });
+        let cfg = portcullis_outputs::OutputsConfig { eve, webhook };
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// The flow table settings for the whole engine (the memcap is split across workers by
@@ -878,6 +1013,80 @@ mod tests {
         let d = parse("flow: {}\n").unwrap().policy;
         assert_eq!(d.mode, portcullis_policy::Mode::DryRun);
         assert_eq!(d.require_approval, vec![portcullis_policy::Action::Quarantine]);
+    }
+
+    #[test]
+    fn outputs_default_to_the_eve_file_and_take_every_filetype() {
+        use portcullis_outputs::{Facility, Level, RedisConfig, RedisMode, SinkConfig};
+        let shipped = Config::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../configs/portcullis.yaml"))).unwrap();
+        let o = shipped.outputs_config();
+        assert_eq!(o.eve, vec![SinkConfig::File { path: "eve.json".into() }]);
+        assert_eq!(o.webhook, None, "the webhook is off unless turned on");
+        assert_eq!(parse("").unwrap().outputs_config(), o);
+        assert!(parse("outputs:\n  eve-log:\n    enabled: no\n").unwrap().outputs_config().eve.is_empty());
+
+        let c = parse("outputs:\n  eve-log:\n    filetype: redis\n    buffer: 500\n    redis:\n      server: 10.0.0.5\n      port: 6380\n      mode: channel\n      key: ids\n").unwrap();
+        assert_eq!(c.outputs_config().eve, vec![SinkConfig::Redis(RedisConfig { server: "10.0.0.5".into(), port: 6380, mode: RedisMode::Publish, key: "ids".into(), buffer: 500 })]);
+        let c = parse("outputs:\n  eve-log:\n    filetype: redis\n").unwrap();
+        assert_eq!(c.outputs_config().eve, vec![SinkConfig::Redis(RedisConfig { server: "127.0.0.1".into(), port: 6379, mode: RedisMode::Lpush, key: "portcullis".into(), buffer: 10_000 })]);
+        let c = parse("outputs:\n  eve-log:\n    filetype: syslog\n    identity: ids\n    facility: local3\n    level: Warning\n").unwrap();
+        assert_eq!(c.outputs_config().eve, vec![SinkConfig::Syslog { socket: "/dev/log".into(), identity: "ids".into(), facility: Facility(19), level: Level(4) }]);
+        let c = parse("outputs:\n  eve-log:\n    filetype: unix_stream\n    filename: /run/shipper.sock\n").unwrap();
+        assert_eq!(c.outputs_config().eve, vec![SinkConfig::UnixStream { path: "/run/shipper.sock".into(), buffer: 10_000 }]);
+        let c = parse("outputs:\n  eve-log:\n    filetype: unix_dgram\n    filename: /run/shipper.sock\n").unwrap();
+        assert_eq!(c.outputs_config().eve, vec![SinkConfig::UnixDgram { path: "/run/shipper.sock".into() }]);
+
+        let c = parse("outputs:\n  webhook:\n    enabled: yes\n    url: http://127.0.0.1:9000/hook\n").unwrap();
+        let w = c.outputs_config().webhook.unwrap();
+        assert_eq!((w.actions, w.timeout.as_secs(), w.buffer), (vec!["block".to_string(), "quarantine".to_string()], 5, 1000));
+        let c = parse("outputs:\n  webhook:\n    enabled: yes\n    url: http://relay/x\n    actions: [rate-limit, block]\n    timeout: 2\n    buffer: 10\n").unwrap();
+        assert_eq!(c.outputs_config().webhook.unwrap().actions, vec!["rate-limit".to_string(), "block".to_string()]);
+    }
+
+    #[test]
+    fn webhook_actions_are_the_policys() {
+        for name in portcullis_outputs::ACTIONS {
+            let a: portcullis_policy::Action = serde_yaml_ng::from_str(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(a.name(), name);
+        }
+    }
+
+    #[test]
+    fn bad_outputs_name_the_key_and_why() {
+        let cases = [
+            ("outputs:\n  eve-log:\n    filetype: kafka\n", "line 3", "kafka"),
+            ("outputs:\n  eve-log:\n    filetype: redis\n    redis:\n      mode: xadd\n", "outputs.eve-log.redis.mode", "xadd"),
+            ("outputs:\n  eve-log:\n    filetype: redis\n    redis:\n      port: 0\n", "outputs.eve-log.redis.port", "1 to 65535"),
+            ("outputs:\n  eve-log:\n    filetype: redis\n    redis:\n      port: 70000\n", "line 5", "70000"),
+            ("outputs:\n  eve-log:\n    filetype: redis\n    redis:\n      key: \"\"\n", "outputs.eve-log.redis.key", "empty"),
+            ("outputs:\n  eve-log:\n    filetype: redis\n    redis:\n      sever: x\n", "line 5", "sever"),
+            ("outputs:\n  eve-log:\n    redis:\n      key: x\n", "outputs.eve-log.redis", "not redis"),
+            ("outputs:\n  eve-log:\n    filetype: redis\n    buffer: 0\n", "outputs.eve-log.buffer", "at least 1"),
+            ("outputs:\n  eve-log:\n    filetype: syslog\n    facility: local9\n", "outputs.eve-log.facility", "local9"),
+            ("outputs:\n  eve-log:\n    filetype: syslog\n    level: Loud\n", "outputs.eve-log.level", "Loud"),
+            ("outputs:\n  eve-log:\n    filetype: syslog\n    identity: my ids\n", "outputs.eve-log.identity", "no spaces"),
+            ("outputs:\n  eve-log:\n    filetype: unix_dgram\n    filename: \"-\"\n", "outputs.eve-log.filename", "listening socket"),
+            ("outputs:\n  webhook:\n    enabled: yes\n", "outputs.webhook.url", "needs a URL"),
+            ("outputs:\n  webhook:\n    enabled: yes\n    url: https://hooks.example/x\n", "outputs.webhook.url", "https is not supported"),
+            ("outputs:\n  webhook:\n    enabled: yes\n    url: http://relay/\n    actions: [block, nuke]\n", "outputs.webhook.actions", "`nuke`"),
+            ("outputs:\n  webhook:\n    enabled: yes\n    url: http://relay/\n    actions: []\n", "outputs.webhook.actions", "names no action"),
+            ("outputs:\n  webhook:\n    enabled: yes\n    url: http://relay/\n    timeout: 0\n", "outputs.webhook.timeout", "at least 1 second"),
+            ("outputs:\n  webhook:\n    enabled: yes\n    url: http://relay/\n    buffer: 0\n", "outputs.webhook.buffer", "at least 1"),
+            ("outputs:\n  webhook:\n    enabled: maybe\n", "line 3", "not yes or no"),
+        ];
+        let mut wrong = Vec::new();
+        for (text, key, reason) in cases {
+            match parse(text) {
+                Ok(_) => wrong.push(format!("{text}=> accepted")),
+                Err(e) => {
+                    let e = e.to_string();
+                    if !(e.contains("test.yaml") && e.contains(key) && e.contains(reason)) {
+                        wrong.push(format!("{text}=> {e}"));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     #[test]
