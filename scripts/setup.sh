@@ -28,6 +28,8 @@ command -v ethtool >/dev/null || need+=(ethtool)
 [ -e /usr/include/libnftnl/set.h ] || need+=(libnftnl-dev)
 [ -e /usr/include/libmnl/libmnl.h ] || need+=(libmnl-dev)
 command -v nft >/dev/null || need+=(nftables)
+# The console's end-to-end test drives `portcullis console` in a tmux session.
+command -v tmux >/dev/null || need+=(tmux)
 # The Redis EVE output's tests start their own redis-server on a free localhost port.
 command -v redis-server >/dev/null || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then

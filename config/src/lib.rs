@@ -63,6 +63,8 @@ pub struct Config {
     pub control: ControlSection,
     #[serde(default)]
     pub stats: StatsSection,
+    #[serde(default)]
+    pub metrics: MetricsSection,
     /// Verdicts and enforcement: mode, allowlist, escalation, rate-limit profiles, playbook.
     #[serde(default)]
     pub policy: portcullis_policy::PolicyConfig,
@@ -168,6 +170,14 @@ pub struct PcapSection {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ControlSection {
     pub socket: Option<PathBuf>,
+}
+
+/// `metrics`: the Prometheus endpoint of the daemon.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MetricsSection {
+    /// Address and port `GET /metrics` is served on; absent: no endpoint.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `stats`: how often the daemon writes a `stats` event.

@@ -444,8 +444,14 @@ pub fn element_json(e: &portcullis_policy::nft::ElementStatus) -> Value {
 
 /// Sends one request to the daemon listening on `path` and returns its reply.
 pub fn request(path: &Path, req: &Value) -> std::io::Result<Value> {
+    request_within(path, req, Duration::from_secs(10))
+}
+
+/// As [`request`], waiting at most `timeout` for the reply.
+pub fn request_within(path: &Path, req: &Value, timeout: Duration) -> std::io::Result<Value> {
     let mut s = UnixStream::connect(path).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e} (is `portcullis run` running, and are you root?)", path.display())))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
     writeln!(s, "{req}")?;
     let mut line = String::new();
     BufReader::new(s).read_line(&mut line)?;

@@ -12,6 +12,7 @@ pub mod control;
 pub mod features;
 pub mod inspect;
 pub mod live;
+pub mod metrics;
 pub mod ml;
 pub mod policy;
 pub mod replay;

@@ -56,6 +56,9 @@ enum Command {
     Deny(run_cmd::DecisionIdArgs),
     /// Query the decision log.
     Decisions(run_cmd::DecisionsArgs),
+    /// The live console (a terminal UI) on the running daemon: traffic, flows, alerts,
+    /// enforcement and scoring, with keys to unblock, approve and deny (`?` lists them).
+    Console(run_cmd::ConsoleArgs),
     /// Portcullis's own nftables table: what is enforced, or remove it.
     #[command(subcommand)]
     Nft(run_cmd::NftCommand),
@@ -140,6 +143,7 @@ fn main() -> ExitCode {
         Command::Deny(a) => run_cmd::decide(a, false),
         Command::Decisions(a) => run_cmd::decisions(a),
         Command::Nft(c) => run_cmd::nft(c),
+        Command::Console(a) => run_cmd::console(a),
     };
     match r {
         Ok(code) => code,

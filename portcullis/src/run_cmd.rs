@@ -13,6 +13,7 @@ use anyhow::Context;
 use clap::Args;
 use portcullis::control::{self, ControlServer};
 use portcullis::live::{run_live, run_live_plain, LiveOptions, LiveSummary};
+use portcullis::metrics::MetricsServer;
 use portcullis_config::{Config, EventType, DEFAULT_CONTROL_SOCKET};
 use portcullis_dataplane::live::{CaptureKind, Topology};
 use serde_json::json;
@@ -58,6 +59,10 @@ pub struct RunArgs {
     /// Do not touch nftables: decisions are logged (and blocks still reach the XDP map).
     #[arg(long)]
     no_nft: bool,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address [default: the config's
+    /// metrics.listen; none when unset].
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -140,6 +145,54 @@ pub struct UnblockArgs {
     socket: SocketArgs,
 }
 
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// Seconds between snapshots.
+    #[arg(long, value_name = "SECS", default_value_t = 1.0)]
+    refresh: f64,
+    #[command(flatten)]
+    socket: SocketArgs,
+}
+
+/// The console's link to a running daemon: one control-socket connection per request, with
+/// a short timeout so a hung daemon cannot freeze the screen.
+#[derive(Debug)]
+struct SocketLink {
+    path: PathBuf,
+}
+
+/// How long the console waits for one reply.
+const CONSOLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl portcullis_tui::Link for SocketLink {
+    fn snapshot(&mut self) -> Result<portcullis_api::Snapshot, String> {
+        let r = control::request_within(&self.path, &json!({ "cmd": "snapshot", "v": portcullis_api::PROTOCOL_VERSION }), CONSOLE_TIMEOUT)
+            .map_err(|e| e.to_string())?;
+        if r["ok"] != true {
+            return Err(r["error"].as_str().unwrap_or("the daemon refused the snapshot").to_string());
+        }
+        serde_json::from_value(r["snapshot"].clone()).map_err(|e| format!("the daemon's snapshot does not parse: {e}"))
+    }
+
+    fn send(&mut self, request: &portcullis_api::Request) -> Result<serde_json::Value, String> {
+        let req: serde_json::Value = serde_json::from_str(&request.to_line()).map_err(|e| e.to_string())?;
+        control::request_within(&self.path, &req, CONSOLE_TIMEOUT).map_err(|e| e.to_string())
+    }
+}
+
+/// `portcullis console`: the live console on a running daemon's control socket.
+pub fn console(a: ConsoleArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(a.refresh.is_finite() && (0.1..=60.0).contains(&a.refresh), "--refresh takes seconds from 0.1 to 60");
+    let cfg = crate::load_config(a.socket.config.as_ref())?;
+    let path = socket_path(a.socket.socket.as_ref(), &cfg);
+    // Say plainly why the console cannot start rather than drawing a screen of retries.
+    let hello = control::request_within(&path, &json!({ "cmd": "hello" }), CONSOLE_TIMEOUT)?;
+    anyhow::ensure!(hello["ok"] == true, "{}", hello["error"].as_str().unwrap_or("the daemon refused hello"));
+    let mut link = SocketLink { path };
+    portcullis_tui::run(&mut link, Duration::from_secs_f64(a.refresh)).context("console")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn socket_path(explicit: Option<&PathBuf>, cfg: &Config) -> PathBuf {
     explicit.cloned().or_else(|| cfg.control.socket.clone()).unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET))
 }
@@ -210,6 +263,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let socket = socket_path(a.socket.as_ref(), &cfg);
     let mut server: Option<ControlServer> = None;
+    let mut metrics: Option<MetricsServer> = None;
+    let metrics_addr = a.metrics.or(cfg.metrics.listen);
     let mut socket_error: Option<String> = None;
     let stop_for_ready = stop.clone();
     let on_ready = |control: &portcullis::live::Control, started: &portcullis::live::Started<'_>| {
@@ -229,6 +284,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 socket_error = Some(e.to_string());
             }
         }
+        if let Some(addr) = metrics_addr {
+            match MetricsServer::start(addr, control.clone()) {
+                Ok(m) => {
+                    eprintln!("metrics: http://{}/metrics", m.addr());
+                    metrics = Some(m);
+                }
+                Err(e) => eprintln!("warning: metrics endpoint {addr} not available ({e}); the daemon runs without it"),
+            }
+        }
         eprintln!("{} mode, {} worker(s); stop with Ctrl-C or SIGTERM", if topology.is_inline() { "inline" } else { "tap" }, started.ports.len());
     };
     let s = match engine {
@@ -237,6 +301,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     .context("portcullis run failed")?;
     drop(server);
+    drop(metrics);
     drop(opts);
     // The enforcer finishes what was queued; nftables elements stay and expire by themselves.
     drop(policy);

@@ -420,6 +420,61 @@ fn sigkill_leaves_only_expiring_elements_and_a_restart_reconciles() {
     assert!(lab.reaches(BRUTE), "flushed: the quarantine is gone");
 }
 
+/// A tmux session running `portcullis console`, killed when dropped.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(name: &str, command: &str) -> Option<Tmux> {
+        let ok = Command::new("tmux").args(["new-session", "-d", "-s", name, "-x", "80", "-y", "24", command]).status().map(|s| s.success()).unwrap_or(false);
+        ok.then(|| Tmux(name.to_string()))
+    }
+    fn screen(&self) -> String {
+        let out = Command::new("tmux").args(["capture-pane", "-p", "-t", &self.0]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+    fn keys(&self, keys: &str) {
+        assert!(Command::new("tmux").args(["send-keys", "-t", &self.0, keys]).status().unwrap().success());
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.0]).status();
+    }
+}
+
+#[test]
+fn console_unblock_key_removes_the_nftables_element() {
+    if !can_run("console_unblock_key_removes_the_nftables_element") {
+        return;
+    }
+    if Command::new("tmux").arg("-V").output().map(|o| !o.status.success()).unwrap_or(true) {
+        eprintln!("skipping console_unblock_key_removes_the_nftables_element: tmux is not installed");
+        return;
+    }
+    let lab = Lab::new("pcn", 0);
+    let d = lab.start(&lab.config(""), false);
+    let ok = |o: std::process::Output| assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok(d.ctl(&["block", SCANNER, "--for", "10m"]));
+    Lab::wait(Duration::from_secs(3), || lab.set_has("block4", SCANNER)).expect("the block is enforced");
+    let cmd = format!("{} console --socket {}", env!("CARGO_BIN_EXE_portcullis"), d.socket.display());
+    let tmux = Tmux::start(&format!("portcullis-console-{}", std::process::id()), &cmd).expect("tmux starts the console");
+    Lab::wait(Duration::from_secs(10), || tmux.screen().contains(SCANNER)).unwrap_or_else(|| panic!("the console shows the block:\n{}", tmux.screen()));
+    // Focus the enforcement pane, unblock its first row, confirm.
+    tmux.keys("4");
+    tmux.keys("u");
+    Lab::wait(Duration::from_secs(5), || tmux.screen().contains(&format!("unblock {SCANNER}?"))).unwrap_or_else(|| panic!("asks to confirm:\n{}", tmux.screen()));
+    tmux.keys("y");
+    Lab::wait(Duration::from_secs(5), || !lab.set_has("block4", SCANNER)).unwrap_or_else(|| panic!("the element is gone after the key:\n{}", tmux.screen()));
+    Lab::wait(Duration::from_secs(5), || tmux.screen().contains("ok")).unwrap_or_else(|| panic!("the console says the daemon agreed:\n{}", tmux.screen()));
+    assert!(lab.reaches(SCANNER), "unblocked traffic passes");
+    tmux.keys("q");
+    Lab::wait(Duration::from_secs(5), || {
+        Command::new("tmux").args(["has-session", "-t", &tmux.0]).status().map(|s| !s.success()).unwrap_or(true)
+    })
+    .expect("q quits the console");
+}
+
 /// Decision → nftables element and first packet → block, over many attacks (recorded in
 /// benches/RESULTS.md). `cargo test --profile ci -p portcullis --test policy_netns -- --ignored
 /// --nocapture`
