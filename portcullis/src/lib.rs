@@ -9,6 +9,7 @@
 //! instead of a channel from a reader, and `control` serves its root-only control socket.
 
 pub mod control;
+pub mod eve_out;
 pub mod features;
 pub mod inspect;
 pub mod live;

@@ -29,6 +29,7 @@ use portcullis_flowtable::{FlowConfig, FlowStats};
 use crate::inspect::{Inspector, NoRules};
 use crate::ml::{load_model, AlertLimit, ModelError, WorkerMl};
 use crate::policy::{decision_event, PolicyHandle};
+use crate::eve_out::SharedOutputs;
 use crate::telemetry::{FlowSample, PortSample, ScoringSample, Telemetry, FLOWS_PER_WORKER};
 /// What an overloaded inline worker does with the frames it has no time to inspect: the
 /// config's `capture.fail-mode`, used as it is.
@@ -44,7 +45,13 @@ pub struct LiveOptions {
     pub batch_size: usize,
     pub flow: FlowConfig,
     pub decoder: DecoderConfig,
+    /// EVE to this file, when `outputs` is not given (tests of the capture alone).
     pub eve: Option<PathBuf>,
+    /// Where EVE goes (files, sockets, syslog, Redis, the decision webhook); takes the place
+    /// of `eve` when given.
+    pub outputs: Option<portcullis_outputs::OutputsConfig>,
+    /// Set by SIGHUP: the outputs reopen their files (logrotate) at the next writer round.
+    pub reopen: Option<Arc<AtomicBool>>,
     pub log_flows: bool,
     pub log_stats: bool,
     pub log_alerts: bool,
@@ -72,6 +79,8 @@ impl LiveOptions {
             flow: FlowConfig::default(),
             decoder: DecoderConfig::default(),
             eve: None,
+            outputs: None,
+            reopen: None,
             log_flows: true,
             log_stats: true,
             log_alerts: true,
@@ -96,6 +105,8 @@ pub enum LiveRunError {
     Eve(#[from] EveError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Outputs(portcullis_outputs::OutputsError),
     #[error("a worker thread panicked")]
     WorkerPanic,
     #[error("capture failed on {0}; the daemon stopped")]
@@ -206,9 +217,20 @@ pub fn run_live<I: Inspector>(
         }
         None => (None, Vec::new()),
     };
-    let eve = match &opts.eve {
-        Some(p) => Some(EveWriter::open(p)?),
-        None => None,
+    let outputs = match &opts.outputs {
+        Some(cfg) if !cfg.eve.is_empty() || cfg.webhook.is_some() => {
+            let o = portcullis_outputs::Outputs::open(cfg).map_err(LiveRunError::Outputs)?;
+            for n in o.notes() {
+                eprintln!("note: {n}");
+            }
+            Some(SharedOutputs::new(o))
+        }
+        _ => None,
+    };
+    let eve = match (&outputs, &opts.eve) {
+        (Some(o), _) => Some(EveWriter::new(Box::new(o.line_sink()))),
+        (None, Some(p)) => Some(EveWriter::open(p)?),
+        (None, None) => None,
     };
     let control = Control {
         blocklist: xdp.as_ref().map(XdpProgram::blocklist),
@@ -345,6 +367,9 @@ pub fn run_live<I: Inspector>(
         if let (Some(p), Some(serde_json::Value::Object(m))) = (&policy, ev.get_mut("stats")) {
             m.insert("policy".into(), p.stats_json());
         }
+        if let (Some(o), Some(serde_json::Value::Object(m))) = (&outputs, ev.get_mut("stats")) {
+            m.insert("outputs".into(), serde_json::to_value(o.lock().stats()).unwrap_or_default());
+        }
         if opts.log_stats {
             if let Some(w) = sink.eve.as_mut() {
                 if let Err(e) = w.write(&ev).and_then(|()| w.flush()) {
@@ -367,6 +392,12 @@ pub fn run_live<I: Inspector>(
         let disconnected = match rx.recv_timeout(wait) {
             Ok(LiveMsg::Out(out)) => {
                 sink.write_group([out]);
+                // Alerts reach files and peers now, not when a buffer fills.
+                if outputs.is_some() {
+                    if let Some(Err(e)) = sink.eve.as_mut().map(EveWriter::flush) {
+                        sink.failed.get_or_insert(e);
+                    }
+                }
                 false
             }
             Ok(LiveMsg::Stats(i, mut s)) => {
@@ -387,7 +418,18 @@ pub fn run_live<I: Inspector>(
                 p.on_triggers(t);
                 t.clear();
             }
-            write_decisions(&mut sink, p);
+            write_decisions(&mut sink, p, outputs.as_ref());
+        }
+        if let (Some(flag), Some(o)) = (&opts.reopen, &outputs) {
+            if flag.swap(false, Ordering::Relaxed) {
+                if let Some(Err(e)) = sink.eve.as_mut().map(EveWriter::flush) {
+                    sink.failed.get_or_insert(e);
+                }
+                match o.lock().reopen() {
+                    Ok(()) => eprintln!("SIGHUP: EVE outputs reopened"),
+                    Err(e) => eprintln!("warning: SIGHUP: {e}; still writing where it was"),
+                }
+            }
         }
         if disconnected {
             break;
@@ -431,7 +473,7 @@ pub fn run_live<I: Inspector>(
             t.clear();
         }
         p.sync();
-        write_decisions(&mut sink, p);
+        write_decisions(&mut sink, p, outputs.as_ref());
     }
     let stats = write_stats(&mut sink, &latest);
     if let Some(e) = sink.failed.take() {
@@ -444,6 +486,17 @@ pub fn run_live<I: Inspector>(
     if let Some(w) = sink.eve.as_mut() {
         w.flush()?;
         events_written = w.events();
+    }
+    if let Some(o) = outputs {
+        drop(sink.eve.take());
+        events_written += o.decisions_written();
+        // Queued sinks (Redis, unix stream, the webhook) get a moment to deliver; what they
+        // still hold then is counted as lost.
+        if let Some(stats) = o.close(Duration::from_secs(2)) {
+            for s in stats.sinks.iter().filter(|s| s.overflow + s.lost > 0) {
+                eprintln!("note: EVE output {} {}: {} event(s) dropped on overflow, {} lost", s.kind, s.target, s.overflow, s.lost);
+            }
+        }
     }
     // The XDP program detaches here, after the last counters were read.
     drop(xdp);
@@ -494,12 +547,30 @@ fn telemetry_tick(t: &Telemetry, now: Instant, names: &[String], latest: &[Worke
 const DECISION_POLL: Duration = Duration::from_millis(100);
 
 /// Writes the EVE `decision` events of the decisions whose outcome is known.
-fn write_decisions<I: Inspector>(sink: &mut EventSink<I>, p: &PolicyHandle) {
+fn write_decisions<I: Inspector>(sink: &mut EventSink<I>, p: &PolicyHandle, outputs: Option<&SharedOutputs>) {
     let done = p.take_done();
     if let Some(t) = &sink.tap {
         for d in &done {
             t.publish("decision", decision_event(d).to_string().as_bytes());
         }
+    }
+    if let (Some(o), false) = (outputs, done.is_empty()) {
+        // Straight to the outputs, which route decisions to the webhook as well, after
+        // what the EVE writer holds so the order of events is kept.
+        if let Some(Err(e)) = sink.eve.as_mut().map(EveWriter::flush) {
+            sink.failed.get_or_insert(e);
+        }
+        o.count_decisions(done.len() as u64);
+        let mut o = o.lock();
+        for d in &done {
+            if let Err(e) = o.write_decision(d.action.name(), decision_event(d).to_string().as_bytes()) {
+                sink.failed.get_or_insert(EveError::Write(std::io::Error::other(e.to_string())));
+            }
+        }
+        if let Err(e) = o.flush() {
+            sink.failed.get_or_insert(EveError::Write(std::io::Error::other(e.to_string())));
+        }
+        return;
     }
     if let Some(w) = sink.eve.as_mut() {
         for d in &done {

@@ -37,7 +37,8 @@ pub struct RunArgs {
     /// Rule file or directory, in addition to the config's rule-files (repeatable).
     #[arg(long = "rules", value_name = "FILE|DIR")]
     rules: Vec<PathBuf>,
-    /// EVE output file, `-` for stdout [default: the config's outputs.eve-log.filename].
+    /// EVE output file, `-` for stdout [default: the config's outputs.eve-log, whatever its
+    /// filetype]; replaces the eve-log output (a socket, syslog, Redis) with this file.
     #[arg(long, value_name = "FILE")]
     eve: Option<PathBuf>,
     /// Score flows with this model [default: the config's ml.model, else the bundled one].
@@ -232,6 +233,12 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     opts.flow = cfg.flow_config();
     opts.decoder = cfg.decoder_config();
     opts.eve = eve;
+    let mut outputs = cfg.outputs_config();
+    if let (Some(path), true) = (&a.eve, eve_cfg.enabled) {
+        // --eve takes the place of whatever eve-log names (a file, a socket, Redis).
+        outputs.eve = vec![portcullis_outputs::SinkConfig::File { path: path.clone() }];
+    }
+    opts.outputs = Some(outputs);
     opts.log_flows = eve_cfg.types.contains(&EventType::Flow);
     opts.log_stats = eve_cfg.types.contains(&EventType::Stats);
     opts.log_alerts = eve_cfg.types.contains(&EventType::Alert);
@@ -261,6 +268,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone()).context("cannot install signal handler")?;
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
     }
+    // SIGHUP reopens the EVE files (logrotate's postrotate), as Suricata's does.
+    let reopen = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reopen.clone()).context("cannot install the SIGHUP handler")?;
+    opts.reopen = Some(reopen);
     let socket = socket_path(a.socket.as_ref(), &cfg);
     let mut server: Option<ControlServer> = None;
     let mut metrics: Option<MetricsServer> = None;
