@@ -342,7 +342,11 @@ pub fn handle(req: &Value, control: &Control) -> Value {
             None => err("no stats yet (the first round is written after stats.interval)"),
         },
         "" => err("`cmd` is missing"),
-        "reload-rules" | "swap-model" | "rollback-model" | "promote-shadow" => err(format!("`{cmd}` is not available yet in this version of the daemon")),
+        "reload-rules" => match &control.reload {
+            Some(r) => (r.0)(),
+            None => err("this daemon runs without rules: there is nothing to reload (start it with rules)"),
+        },
+        "swap-model" | "rollback-model" | "promote-shadow" => err(format!("`{cmd}` is not available yet in this version of the daemon")),
         other => err(format!("unknown command `{other}` ({})", COMMANDS.join(", "))),
     }
 }
@@ -477,6 +481,7 @@ mod tests {
             last_stats: Arc::new(Mutex::new(None)),
             policy: None,
             telemetry: crate::telemetry::Telemetry::default(),
+            reload: None,
         }
     }
 
@@ -524,6 +529,8 @@ mod tests {
         let r = handle(&json!({"cmd": "stats", "v": 2}), &c);
         assert!(r["error"].as_str().unwrap().contains("protocol version 2"), "{r}");
         let r = handle(&json!({"cmd": "reload-rules"}), &c);
+        assert!(r["error"].as_str().unwrap().contains("without rules"), "{r}");
+        let r = handle(&json!({"cmd": "swap-model", "dir": "m"}), &c);
         assert!(r["error"].as_str().unwrap().contains("not available yet"), "{r}");
     }
 

@@ -23,6 +23,11 @@ pub trait Inspector: Send + Sync + 'static {
     type Threshold: Send + 'static;
 
     fn new_flow(&self) -> Self::Flow;
+    /// Makes a live flow's state, built by another engine (before a rule reload), fit this
+    /// one. The default starts it afresh; an engine keeps what does not depend on the rules.
+    fn rebind_flow(&self, flow: &mut Self::Flow) {
+        *flow = self.new_flow();
+    }
     fn new_scratch(&self) -> Self::Scratch;
     fn new_threshold(&self) -> Self::Threshold;
     /// Matches the rules against one packet, appending alerts in rule order.
@@ -141,6 +146,13 @@ impl Inspector for Detect {
 
     fn new_flow(&self) -> Self::Flow {
         DetectFlow { detect: self.engine.new_flow(), app: None, alert_logs: Vec::new(), guess: None, app_fed: [0; 2] }
+    }
+    /// The app layer (parser state, transactions) does not depend on the rules and is kept;
+    /// the rules' own per-flow state (flowbits, per-flow counts) starts afresh with the new
+    /// rules, as their ids may mean other rules now.
+    fn rebind_flow(&self, flow: &mut Self::Flow) {
+        flow.detect = self.engine.new_flow();
+        flow.alert_logs.clear();
     }
     fn new_scratch(&self) -> Self::Scratch {
         DetectScratch { scratch: self.engine.new_scratch(), app: AppStats::default() }

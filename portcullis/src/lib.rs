@@ -16,6 +16,7 @@ pub mod live;
 pub mod metrics;
 pub mod ml;
 pub mod policy;
+pub mod reload;
 pub mod replay;
 pub mod telemetry;
 

@@ -30,6 +30,7 @@ use crate::inspect::{Inspector, NoRules};
 use crate::ml::{load_model, AlertLimit, ModelError, WorkerMl};
 use crate::policy::{decision_event, PolicyHandle};
 use crate::eve_out::SharedOutputs;
+use crate::reload::{EngineSlot, Loaded, RuleLoader, RuleReloader};
 use crate::telemetry::{FlowSample, PortSample, ScoringSample, Telemetry, FLOWS_PER_WORKER};
 /// What an overloaded inline worker does with the frames it has no time to inspect: the
 /// config's `capture.fail-mode`, used as it is.
@@ -181,6 +182,8 @@ pub struct Control {
     pub policy: Option<PolicyHandle>,
     /// What the console and `subscribe` read.
     pub telemetry: Telemetry,
+    /// Reloads the rules (`reload-rules`, SIGHUP), when the daemon has rules to reload.
+    pub reload: Option<RuleReloader>,
 }
 
 impl Control {
@@ -203,6 +206,19 @@ impl Control {
 pub fn run_live<I: Inspector>(
     opts: &LiveOptions,
     engine: Option<Arc<I>>,
+    stop: Arc<AtomicBool>,
+    on_ready: impl FnOnce(&Control, &Started<'_>),
+) -> Result<LiveSummary, LiveRunError> {
+    run_live_reloadable(opts, engine, None, stop, on_ready)
+}
+
+/// As [`run_live`], with `loader` to build a new engine when the rules are reloaded
+/// (`Control::reload`): built aside, swapped in between batches, the old one kept when the
+/// new rules do not load.
+pub fn run_live_reloadable<I: Inspector>(
+    opts: &LiveOptions,
+    engine: Option<Arc<I>>,
+    loader: Option<Arc<RuleLoader<I>>>,
     stop: Arc<AtomicBool>,
     on_ready: impl FnOnce(&Control, &Started<'_>),
 ) -> Result<LiveSummary, LiveRunError> {
@@ -232,7 +248,7 @@ pub fn run_live<I: Inspector>(
         (None, Some(p)) => Some(EveWriter::open(p)?),
         (None, None) => None,
     };
-    let control = Control {
+    let mut control = Control {
         blocklist: xdp.as_ref().map(XdpProgram::blocklist),
         blocklist_missing: match &xdp {
             Some(_) => None,
@@ -241,11 +257,16 @@ pub fn run_live<I: Inspector>(
         allowlist: opts.allowlist.clone(),
         last_stats: Arc::new(Mutex::new(None)),
         policy: opts.policy.clone(),
+        reload: None,
         telemetry: Telemetry::new("run", kind.name(), opts.topology.is_inline(), opts.topology.is_inline().then_some(match opts.fail_mode {
             FailMode::Open => "open",
             FailMode::Closed => "closed",
         })),
     };
+    let slot = engine.clone().map(EngineSlot::new);
+    if let (Some(slot), Some(loader)) = (&slot, loader) {
+        control.reload = Some(reloader(slot.clone(), loader, control.telemetry.clone()));
+    }
     // Blocks also go to the XDP map, which drops before the kernel's stack.
     if let (Some(p), Some(b)) = (&opts.policy, &control.blocklist) {
         p.set_fast_drop(Box::new(XdpFastDrop(b.clone())));
@@ -270,7 +291,7 @@ pub fn run_live<I: Inspector>(
         let tx = tx.clone();
         let engine = engine.clone();
         let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
-        let shared = WorkerShared { stop: stop.clone(), failed: failed.clone(), polling: polling.clone() };
+        let shared = WorkerShared { stop: stop.clone(), failed: failed.clone(), polling: polling.clone(), slot: slot.clone() };
         let w = WorkerSettings {
             index: i,
             flow: flow_cfg,
@@ -293,6 +314,7 @@ pub fn run_live<I: Inspector>(
     let wopts = WriteOptions { log_flows: opts.log_flows, log_alerts: opts.log_alerts, log_drops: opts.log_drops, ml_alert_limit: opts.ml_alert_limit };
     let mut sink = EventSink::new(eve, wopts, engine.clone(), model.clone());
     sink.tap = Some(control.telemetry.clone());
+    sink.slot = slot.clone();
     let telemetry = control.telemetry.clone();
     let mut flow_samples: Vec<FlowSample> = vec![FlowSample::default(); n];
     let mut ml_calls = 0u64;
@@ -516,6 +538,40 @@ pub fn run_live<I: Inspector>(
     })
 }
 
+/// The control socket's `reload-rules`: loads aside, swaps on success, says what happened.
+/// One reload at a time; a refused one leaves the rules in force untouched.
+fn reloader<I: Inspector>(slot: Arc<EngineSlot<I>>, loader: Arc<RuleLoader<I>>, telemetry: Telemetry) -> RuleReloader {
+    let one_at_a_time = Mutex::new(());
+    RuleReloader(Arc::new(move || {
+        let _g = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+        let t0 = Instant::now();
+        match loader() {
+            Ok(Loaded { engine, info }) => {
+                let generation = slot.swap(Arc::new(engine));
+                let reply = serde_json::json!({
+                    "ok": true,
+                    "generation": generation,
+                    "loaded": info.loaded,
+                    "failed": info.failed,
+                    "errors": info.errors,
+                    "secs": t0.elapsed().as_secs_f64(),
+                });
+                eprintln!("rules reloaded (generation {generation}): {} loaded, {} failed, in {:.1} s", info.loaded, info.failed, t0.elapsed().as_secs_f64());
+                for e in &info.errors {
+                    eprintln!("warning: {e}");
+                }
+                telemetry.set_rules(info);
+                reply
+            }
+            Err(e) => {
+                eprintln!("warning: rules not reloaded, the rules in force stay: {e}");
+                telemetry.rules_refused(&e);
+                serde_json::json!({ "ok": false, "error": format!("rules not reloaded, the rules in force stay: {e}") })
+            }
+        }
+    }))
+}
+
 /// Hands the telemetry one second's counters: per port, and the drops by reason.
 fn telemetry_tick(t: &Telemetry, now: Instant, names: &[String], latest: &[WorkerStats], xdp: Option<&XdpProgram>, flows: &[FlowSample]) {
     let ports: Vec<PortSample> = latest
@@ -616,11 +672,13 @@ struct WorkerSettings {
     stats_interval: Duration,
 }
 
-/// What the workers share: the stop flag, the first port failure, and how many still poll.
-struct WorkerShared {
+/// What the workers share: the stop flag, the first port failure, how many still poll, and
+/// where reloaded rules appear.
+struct WorkerShared<I> {
     stop: Arc<AtomicBool>,
     failed: Arc<Mutex<Option<String>>>,
     polling: Arc<AtomicUsize>,
+    slot: Option<Arc<EngineSlot<I>>>,
 }
 
 /// How long a poll waits for frames: also how quickly a worker notices `stop` and how late an
@@ -633,11 +691,14 @@ fn live_worker<I: Inspector>(
     engine: Option<Arc<I>>,
     ml: Option<WorkerMl>,
     tx: Sender<LiveMsg>,
-    shared: WorkerShared,
+    shared: WorkerShared<I>,
 ) {
-    let WorkerShared { stop, failed, polling } = shared;
+    let WorkerShared { stop, failed, polling, slot } = shared;
     let with_bytes = engine.is_some();
     let mut shard = Shard::new(w.flow, engine, ml, w.inline);
+    if let Some(slot) = slot {
+        shard = shard.with_engine_slot(slot);
+    }
     if w.inline {
         shard = shard.with_inline_stream();
     }

@@ -56,6 +56,9 @@ enum Command {
     Deny(run_cmd::DecisionIdArgs),
     /// Query the decision log.
     Decisions(run_cmd::DecisionsArgs),
+    /// Reload the running daemon's rule files (as SIGHUP does): the new rules are built
+    /// aside and swapped in between packets; if none load, the rules in force stay.
+    Reload(run_cmd::SocketArgs),
     /// The live console (a terminal UI) on the running daemon: traffic, flows, alerts,
     /// enforcement and scoring, with keys to unblock, approve and deny (`?` lists them).
     Console(run_cmd::ConsoleArgs),
@@ -144,6 +147,7 @@ fn main() -> ExitCode {
         Command::Decisions(a) => run_cmd::decisions(a),
         Command::Nft(c) => run_cmd::nft(c),
         Command::Console(a) => run_cmd::console(a),
+        Command::Reload(a) => run_cmd::reload(a),
     };
     match r {
         Ok(code) => code,
@@ -314,10 +318,38 @@ pub(crate) fn model_dir(no_ml: bool, model: Option<&PathBuf>, config: Option<&Pa
 /// Loads the rule files and compiles them. Rules that do not load or compile are counted
 /// (and the most common reasons named) on stderr; they never stop the replay.
 pub(crate) fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<Detect> {
+    Ok(load_engine_info(cfg, files, quiet)?.0)
+}
+
+/// Errors of a rule load the console keeps; the rest are counted.
+const RULE_ERRORS_KEPT: usize = 50;
+
+/// Loads and compiles the rules, with what the console shows of the load: `failed` and
+/// `errors` are the files that could not be read and the rules that are broken (do not
+/// parse, are invalid, or use a keyword nobody knows), each with file and line; rules
+/// skipped for a keyword Portcullis does not implement are counted in the summary line only.
+pub(crate) fn load_engine_info(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<(Detect, portcullis_api::RulesInfo)> {
     let (report, _) = rules_cmd::load(cfg, files, None, None).context("cannot load rules")?;
-    for e in &report.errors {
-        eprintln!("warning: {e}");
+    if !quiet {
+        for e in &report.errors {
+            eprintln!("warning: {e}");
+        }
     }
+    use portcullis_rules::SkipKind;
+    let broken: Vec<String> = report
+        .skipped
+        .iter()
+        .filter(|s| matches!(s.kind, SkipKind::Syntax | SkipKind::Invalid | SkipKind::Unknown))
+        .map(ToString::to_string)
+        .collect();
+    let info = portcullis_api::RulesInfo {
+        files: files.iter().map(|f| f.display().to_string()).collect(),
+        loaded: 0,
+        failed: (report.errors.len() + broken.len()) as u64,
+        loaded_at: portcullis_eve::format_timestamp(portcullis_dataplane::live::now()),
+        errors: report.errors.iter().cloned().chain(broken).take(RULE_ERRORS_KEPT).collect(),
+        last_reload_refused: None,
+    };
     let skipped = report.skipped_by_keyword();
     let nskipped = report.skipped.len();
     let nfiles = report.files;
@@ -331,7 +363,8 @@ pub(crate) fn load_engine(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyho
     if app.is_none() && !quiet {
         eprintln!("note: app-layer.enabled is off: no protocol detection or parsing, so rules with app-layer keywords never match");
     }
-    Ok(Detect::with_app_layer(engine, app))
+    let info = portcullis_api::RulesInfo { loaded: engine.len() as u64, ..info };
+    Ok((Detect::with_app_layer(engine, app), info))
 }
 
 fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {

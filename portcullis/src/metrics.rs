@@ -195,6 +195,7 @@ mod tests {
             last_stats: Arc::new(Mutex::new(Some(serde_json::json!({"stats": {"flow": {"memcap": 4, "end": {"new": 1, "established": 2, "closed": 3}}}})))),
             policy: None,
             telemetry: t,
+            reload: None,
         };
         let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), control).unwrap();
         let get = |path: &str| {

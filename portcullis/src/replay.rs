@@ -185,11 +185,13 @@ pub(crate) struct WorkerOut {
     dropped: Vec<(u64, DropReason)>,
     /// Model alerts raised by the flows this batch scored.
     ml: Vec<MlAlert>,
+    /// The rule engine's generation that inspected the batch (see `crate::reload`).
+    generation: u32,
 }
 
 impl WorkerOut {
     pub(crate) fn new(seq: u64) -> Self {
-        WorkerOut { seq, records: Vec::new(), events: Vec::new(), dropped: Vec::new(), ml: Vec::new() }
+        WorkerOut { seq, records: Vec::new(), events: Vec::new(), dropped: Vec::new(), ml: Vec::new(), generation: 0 }
     }
 
     /// The `pcap_cnt`s of the frames a drop verdict discarded.
@@ -347,6 +349,8 @@ impl Streams {
 /// of the flows in its shard, indexed by flow-table slot.
 struct WorkerDetect<I: Inspector> {
     engine: Arc<I>,
+    /// The engine's generation in the shard's `EngineSlot` (0 without one).
+    generation: u32,
     scratch: I::Scratch,
     flows: Vec<Option<FlowCtx<I::Flow>>>,
     alerts: Vec<Alert>,
@@ -359,6 +363,7 @@ impl<I: Inspector> WorkerDetect<I> {
         let scratch = engine.new_scratch();
         WorkerDetect {
             engine,
+            generation: 0,
             scratch,
             flows: Vec::new(),
             alerts: Vec::new(),
@@ -532,6 +537,8 @@ impl<I: Inspector> WorkerDetect<I> {
 pub(crate) struct Shard<I: Inspector> {
     table: FlowTable,
     det: Option<WorkerDetect<I>>,
+    /// Where a rule reload puts the new engine (the live daemon); `None` in replay.
+    slot: Option<Arc<crate::reload::EngineSlot<I>>>,
     ml: Option<WorkerMl>,
     /// App-layer counters taken from the engine so far.
     app: AppStats,
@@ -539,12 +546,45 @@ pub(crate) struct Shard<I: Inspector> {
 
 impl<I: Inspector> Shard<I> {
     pub(crate) fn new(cfg: FlowConfig, engine: Option<Arc<I>>, ml: Option<WorkerMl>, ips: bool) -> Self {
-        Shard { table: FlowTable::new(cfg), det: engine.map(|e| WorkerDetect::new(e, ips)), ml, app: AppStats::default() }
+        Shard { table: FlowTable::new(cfg), det: engine.map(|e| WorkerDetect::new(e, ips)), slot: None, ml, app: AppStats::default() }
+    }
+
+    /// Follows `slot`: the shard moves to a reloaded engine between two batches.
+    pub(crate) fn with_engine_slot(mut self, slot: Arc<crate::reload::EngineSlot<I>>) -> Self {
+        if let Some(d) = self.det.as_mut() {
+            d.generation = slot.generation();
+        }
+        self.slot = Some(slot);
+        self
+    }
+
+    /// Moves to the slot's engine when a reload put a new one there: the old engine's
+    /// app-layer counters are kept, every live flow keeps its stream and app-layer state and
+    /// has its rule state rebuilt for the new rules.
+    fn follow_reload(&mut self) {
+        let (Some(slot), Some(d)) = (&self.slot, self.det.as_mut()) else { return };
+        if slot.generation() == d.generation {
+            return;
+        }
+        let (g, engine) = slot.current();
+        self.app.merge(&d.engine.take_app_stats(&mut d.scratch));
+        d.scratch = engine.new_scratch();
+        for c in d.flows.iter_mut().flatten() {
+            engine.rebind_flow(&mut c.detect);
+        }
+        d.engine = engine;
+        d.generation = g;
+    }
+
+    fn stamp(&self, out: &mut WorkerOut) {
+        out.generation = self.det.as_ref().map_or(0, |d| d.generation);
     }
 
     /// Accounts, inspects and scores the batch's packets, then ends the flows whose timeout
     /// passed at `watermark`.
     pub(crate) fn process(&mut self, batch: &Batch, watermark: Timestamp, out: &mut WorkerOut) {
+        self.follow_reload();
+        self.stamp(out);
         let Shard { table, det, ml, .. } = self;
         for bp in &batch.packets {
             let before = out.records.len();
@@ -566,6 +606,8 @@ impl<I: Inspector> Shard<I> {
 
     /// Ends the flows whose timeout passed at `now` and scores what the batch exported.
     pub(crate) fn expire(&mut self, now: Timestamp, out: &mut WorkerOut) {
+        self.follow_reload();
+        self.stamp(out);
         let before = out.records.len();
         match self.ml.as_mut() {
             Some(m) => {
@@ -585,6 +627,7 @@ impl<I: Inspector> Shard<I> {
 
     /// Ends every flow (reason `shutdown` for those whose timeout has not passed at `now`).
     pub(crate) fn finish(&mut self, now: Timestamp, out: &mut WorkerOut) {
+        self.stamp(out);
         let before = out.records.len();
         match self.ml.as_mut() {
             Some(m) => {
@@ -755,6 +798,12 @@ pub(crate) struct EventSink<I: Inspector> {
     /// The daemon's telemetry: every alert is published to it (the console's alert pane and
     /// `subscribe` streams), whether or not EVE writes alerts.
     pub(crate) tap: Option<crate::telemetry::Telemetry>,
+    /// With rule reloads: the engines by generation, and the generation `engine` and
+    /// `threshold` belong to. Thresholds of older generations are kept beside it while
+    /// their last batches arrive.
+    pub(crate) slot: Option<Arc<crate::reload::EngineSlot<I>>>,
+    generation: u32,
+    old_thresholds: Vec<(u32, I::Threshold)>,
 }
 
 impl<I: Inspector> EventSink<I> {
@@ -776,11 +825,39 @@ impl<I: Inspector> EventSink<I> {
             order: Vec::new(),
             triggers: None,
             tap: None,
+            slot: None,
+            generation: 0,
+            old_thresholds: Vec::new(),
         }
     }
 
+    /// Makes `engine` and `threshold` those of generation `g` (a reload happened, or a
+    /// worker's last batch of the old rules arrived after another's first of the new).
+    fn use_generation(&mut self, g: u32) {
+        let Some(slot) = &self.slot else { return };
+        if g == self.generation {
+            return;
+        }
+        let Some(e) = slot.get(g) else { return };
+        let fresh = e.new_threshold();
+        if let Some(t) = self.threshold.take() {
+            self.old_thresholds.push((self.generation, t));
+        }
+        self.threshold = Some(match self.old_thresholds.iter().position(|(x, _)| *x == g) {
+            Some(i) => self.old_thresholds.swap_remove(i).1,
+            None => fresh,
+        });
+        self.old_thresholds.retain(|(x, _)| slot.get(*x).is_some());
+        self.engine = Some(e);
+        self.generation = g;
+    }
+
     pub(crate) fn write_group(&mut self, outs: impl IntoIterator<Item = WorkerOut>) {
-        let EventSink { eve, opts, engine, model, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order, triggers, tap } = self;
+        let mut outs = outs.into_iter().peekable();
+        if let Some(g) = outs.peek().map(|o| o.generation) {
+            self.use_generation(g);
+        }
+        let EventSink { eve, opts, engine, model, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order, triggers, tap, .. } = self;
         events.clear();
         records.clear();
         blocked.clear();

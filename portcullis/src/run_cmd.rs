@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use portcullis::control::{self, ControlServer};
-use portcullis::live::{run_live, run_live_plain, LiveOptions, LiveSummary};
+use portcullis::live::{run_live_plain, LiveOptions, LiveSummary};
 use portcullis::metrics::MetricsServer;
 use portcullis_config::{Config, EventType, DEFAULT_CONTROL_SOCKET};
 use portcullis_dataplane::live::{CaptureKind, Topology};
@@ -181,6 +181,22 @@ impl portcullis_tui::Link for SocketLink {
     }
 }
 
+/// `portcullis reload`: the daemon reloads its rule files.
+pub fn reload(a: SocketArgs) -> anyhow::Result<ExitCode> {
+    let cfg = crate::load_config(a.config.as_ref())?;
+    let path = socket_path(a.socket.as_ref(), &cfg);
+    // Compiling a large ruleset takes a while: wait longer than for other requests.
+    let r = control::request_within(&path, &json!({ "cmd": "reload-rules" }), Duration::from_secs(300))?;
+    if r["ok"] != true {
+        anyhow::bail!("{}", r["error"].as_str().unwrap_or("the daemon refused the reload"));
+    }
+    println!("rules reloaded: {} loaded, {} failed (generation {}, {:.1} s)", r["loaded"], r["failed"], r["generation"], r["secs"].as_f64().unwrap_or(0.0));
+    for e in r["errors"].as_array().into_iter().flatten() {
+        println!("  {}", e.as_str().unwrap_or(""));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `portcullis console`: the live console on a running daemon's control socket.
 pub fn console(a: ConsoleArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(a.refresh.is_finite() && (0.1..=60.0).contains(&a.refresh), "--refresh takes seconds from 0.1 to 60");
@@ -223,7 +239,23 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         live_cfg.afpacket.block_timeout_ms = 1;
     }
     let rule_files: Vec<PathBuf> = cfg.rule_paths().into_iter().chain(a.rules.iter().cloned()).collect();
-    let engine = if rule_files.is_empty() { None } else { Some(Arc::new(crate::load_engine(&cfg, &rule_files, false)?)) };
+    let (engine, rules_info) = if rule_files.is_empty() {
+        (None, None)
+    } else {
+        let (e, info) = crate::load_engine_info(&cfg, &rule_files, false)?;
+        (Some(Arc::new(e)), Some(info))
+    };
+    // A reload reads the same files again with the config the daemon started with.
+    let loader: Arc<portcullis::reload::RuleLoader<portcullis::inspect::Detect>> = {
+        let (cfg, files) = (cfg.clone(), rule_files.clone());
+        Arc::new(move || {
+            let (engine, info) = crate::load_engine_info(&cfg, &files, true).map_err(|e| format!("{e:#}"))?;
+            if info.loaded == 0 {
+                return Err(format!("no rule loaded from {} ({} error(s))", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "), info.failed));
+            }
+            Ok(portcullis::reload::Loaded { engine, info })
+        })
+    };
     let model = crate::model_dir(a.no_ml, a.model.as_ref(), a.config.as_ref(), &cfg)?;
     let eve_cfg = &cfg.outputs.eve_log;
     let eve = if !eve_cfg.enabled { None } else { Some(a.eve.clone().unwrap_or_else(|| eve_cfg.filename.clone())) };
@@ -269,9 +301,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handler")?;
     }
     // SIGHUP reopens the EVE files (logrotate's postrotate), as Suricata's does.
+    // It also reloads the rules, as `reload-rules` does.
     let reopen = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reopen.clone()).context("cannot install the SIGHUP handler")?;
     opts.reopen = Some(reopen);
+    let hup_rules = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup_rules.clone()).context("cannot install the SIGHUP handler")?;
+    let mut hup_thread: Option<std::thread::JoinHandle<()>> = None;
+    let stop_for_hup = stop.clone();
     let socket = socket_path(a.socket.as_ref(), &cfg);
     let mut server: Option<ControlServer> = None;
     let mut metrics: Option<MetricsServer> = None;
@@ -284,6 +321,24 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
         for p in started.ports {
             eprintln!("capturing on {p}");
+        }
+        if let Some(info) = rules_info {
+            control.telemetry.set_rules(info);
+        }
+        if let Some(reload) = control.reload.clone() {
+            let (flag, stop) = (hup_rules.clone(), stop_for_hup);
+            hup_thread = std::thread::Builder::new()
+                .name("sighup-rules".into())
+                .spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        if flag.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                            eprintln!("SIGHUP: reloading the rules");
+                            let _ = (reload.0)();
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                })
+                .ok();
         }
         match ControlServer::start(&socket, control.clone(), stop_for_ready) {
             Ok(s) => {
@@ -307,12 +362,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{} mode, {} worker(s); stop with Ctrl-C or SIGTERM", if topology.is_inline() { "inline" } else { "tap" }, started.ports.len());
     };
     let s = match engine {
-        Some(e) => run_live(&opts, Some(e), stop, on_ready),
+        Some(e) => portcullis::live::run_live_reloadable(&opts, Some(e), Some(loader), stop, on_ready),
         None => run_live_plain(&opts, stop, on_ready),
     }
     .context("portcullis run failed")?;
     drop(server);
     drop(metrics);
+    if let Some(h) = hup_thread {
+        let _ = h.join();
+    }
     drop(opts);
     // The enforcer finishes what was queued; nftables elements stay and expire by themselves.
     drop(policy);

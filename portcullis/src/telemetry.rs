@@ -218,6 +218,13 @@ impl Telemetry {
         self.lock().rules = Some(rules);
     }
 
+    /// A reload that was refused: the rules in force stay, and the console says why.
+    pub fn rules_refused(&self, why: &str) {
+        let mut s = self.lock();
+        let r = s.rules.get_or_insert_with(RulesInfo::default);
+        r.last_reload_refused = Some(why.to_string());
+    }
+
     /// An EVE line written (or that would have been): alerts join the alert pane, and every
     /// subscriber that asked for its type receives it.
     pub fn publish(&self, event_type: &str, line: &[u8]) {

@@ -300,6 +300,63 @@ fn overload_policy_fail_open_forwards_and_fail_closed_drops() {
 }
 
 #[test]
+fn rules_reload_with_a_broken_rule_while_traffic_flows() {
+    if !can_run("rules_reload_with_a_broken_rule_while_traffic_flows") {
+        return;
+    }
+    let lab = Lab::new("lvr");
+    let rules = lab.path("reload.rules");
+    std::fs::write(&rules, "alert udp any any -> any 9301 (msg:\"old rule\"; sid:10; rev:1;)\n").unwrap();
+    let Some(mut d) = Daemon::start(&lab.bridge, lab.dir.path(), &config(""), &["--inline", "b0,b1", "--capture", "afpacket", "--rules", rules.to_str().unwrap()]) else {
+        return;
+    };
+    let n = 600;
+    let (arrived, reply, reloaded_at) = std::thread::scope(|s| {
+        let traffic = s.spawn(|| udp_burst(&lab, 9301, n, Duration::from_millis(5)));
+        std::thread::sleep(Duration::from_millis(1200));
+        // The new file: the old rule gone, a new one, and one that cannot load.
+        std::fs::write(
+            &rules,
+            "alert udp any any -> any 9301 (msg:\"new rule\"; sid:11; rev:1;)\n\
+             alert udp any any -> any 9301 (msg:\"broken\"; content:\"unterminated; sid:12; rev:1;)\n",
+        )
+        .unwrap();
+        let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let out = d.ctl(&["reload"]);
+        (traffic.join().unwrap(), out, at)
+    });
+    let text = String::from_utf8_lossy(&reply.stdout).to_string() + &String::from_utf8_lossy(&reply.stderr);
+    assert!(reply.status.success(), "{text}");
+    assert!(text.contains("1 loaded") && text.contains("1 failed") && text.contains("reload.rules:2"), "the broken rule is reported with its file and line: {text}");
+    assert_eq!(arrived, n, "no datagram was lost across the reload");
+    // A reload that cannot load anything leaves the rules in force.
+    std::fs::write(&rules, "this is not a rule\n").unwrap();
+    let refused = d.ctl(&["reload"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("rules in force stay"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(udp_burst(&lab, 9301, 20, Duration::from_millis(2)), 20);
+    d.stop();
+    let ev = d.events();
+    let secs = |e: &Value| {
+        let t = e["timestamp"].as_str().unwrap();
+        eve_secs(t)
+    };
+    let by_sid = |sid: u64| ev.iter().filter(move |e| e["event_type"] == "alert" && e["alert"]["signature_id"] == sid);
+    let old: Vec<f64> = by_sid(10).map(secs).collect();
+    let new: Vec<f64> = by_sid(11).map(secs).collect();
+    assert!(!old.is_empty() && !new.is_empty(), "both rules alerted: old {} new {}", old.len(), new.len());
+    assert!(old.iter().all(|&t| t <= reloaded_at + 1.0), "the old rule stopped with the reload");
+    assert!(new.iter().all(|&t| t >= reloaded_at - 1.0), "the new rule started with the reload");
+    assert_eq!(old.len() + new.len(), n + 20, "every datagram was inspected by exactly one of the two engines");
+    assert_eq!(by_sid(12).count(), 0);
+}
+
+/// Seconds since the epoch of an EVE timestamp (`2026-12-07T00:40:01.123456+0000`).
+fn eve_secs(t: &str) -> f64 {
+    let d = chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").unwrap_or_else(|e| panic!("{t}: {e}"));
+    d.timestamp_micros() as f64 / 1e6
+}
+
+#[test]
 fn tap_with_af_packet_sees_both_directions_and_leaves_traffic_alone() {
     if !can_run("tap_with_af_packet_sees_both_directions_and_leaves_traffic_alone") {
         return;

@@ -1,0 +1,101 @@
+//! Rule reloads without a restart. The new rules are loaded and compiled aside (on the
+//! thread that asked: the control socket's or the SIGHUP watcher's) and, only when they
+//! load, put in an [`EngineSlot`] under a new generation. Each worker compares the slot's
+//! generation with its own once per batch (one atomic load) and, when it changed, moves to
+//! the new engine between two batches: no packet waits for the compile, and none is
+//! inspected by half of one engine and half of the other. The writer looks each batch's
+//! alerts up in the engine that raised them, by the generation the batch carries.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Engines kept for the writer after a newer one took their place: workers move within one
+/// batch, so two would do; a few more cover reloads in quick succession.
+const KEPT: usize = 4;
+
+/// The engine in force and its generation, with the few before it.
+#[derive(Debug)]
+pub struct EngineSlot<I> {
+    generation: AtomicU32,
+    engines: Mutex<VecDeque<(u32, Arc<I>)>>,
+}
+
+impl<I> EngineSlot<I> {
+    pub fn new(engine: Arc<I>) -> Arc<EngineSlot<I>> {
+        Arc::new(EngineSlot { generation: AtomicU32::new(0), engines: Mutex::new(VecDeque::from([(0, engine)])) })
+    }
+
+    /// The generation in force: what workers compare with theirs per batch.
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The engine in force and its generation.
+    pub fn current(&self) -> (u32, Arc<I>) {
+        let e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        let (g, engine) = e.back().expect("a slot always holds an engine");
+        (*g, engine.clone())
+    }
+
+    /// The engine of generation `g`, while it is kept.
+    pub fn get(&self, g: u32) -> Option<Arc<I>> {
+        let e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        e.iter().find(|(x, _)| *x == g).map(|(_, engine)| engine.clone())
+    }
+
+    /// Puts `engine` in force; its generation.
+    pub fn swap(&self, engine: Arc<I>) -> u32 {
+        let mut e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
+        let g = e.back().map_or(0, |(g, _)| g + 1);
+        e.push_back((g, engine));
+        while e.len() > KEPT {
+            e.pop_front();
+        }
+        // Published after the engine is in the list, so a worker that sees the new number
+        // finds its engine.
+        self.generation.store(g, Ordering::Release);
+        g
+    }
+}
+
+/// Loads the rules again: the new engine, or why the old one stays. Made by the binary,
+/// which knows the config and the rule files.
+pub type RuleLoader<I> = dyn Fn() -> Result<Loaded<I>, String> + Send + Sync;
+
+/// A successful load: the engine and what the console shows of it.
+#[derive(Debug)]
+pub struct Loaded<I> {
+    pub engine: I,
+    pub info: portcullis_api::RulesInfo,
+}
+
+/// What the control socket calls for `reload-rules`: reloads and swaps, returning the reply.
+#[derive(Clone)]
+pub struct RuleReloader(pub Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+
+impl std::fmt::Debug for RuleReloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RuleReloader")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_count_up_and_old_engines_stay_for_a_while() {
+        let slot = EngineSlot::new(Arc::new("first"));
+        assert_eq!(slot.generation(), 0);
+        assert_eq!(slot.swap(Arc::new("second")), 1);
+        assert_eq!((slot.generation(), *slot.current().1), (1, "second"));
+        assert_eq!(slot.get(0).as_deref(), Some(&"first"), "alerts of the old engine still find it");
+        for i in 0..KEPT {
+            slot.swap(Arc::new(if i % 2 == 0 { "x" } else { "y" }));
+        }
+        assert!(slot.get(0).is_none());
+        assert_eq!(slot.get(slot.generation()).as_deref(), Some(&*slot.current().1));
+    }
+}
