@@ -346,7 +346,24 @@ pub fn handle(req: &Value, control: &Control) -> Value {
             Some(r) => (r.0)(),
             None => err("this daemon runs without rules: there is nothing to reload (start it with rules)"),
         },
-        "swap-model" | "rollback-model" | "promote-shadow" => err(format!("`{cmd}` is not available yet in this version of the daemon")),
+        "swap-model" | "rollback-model" | "promote-shadow" => {
+            let Some(models) = &control.models else {
+                return err("this daemon scores no model (started with --no-ml or ml.enabled: no)");
+            };
+            let r = match cmd {
+                "swap-model" => match req.get("dir").and_then(Value::as_str) {
+                    None => return err("`dir` (the model's directory) is missing"),
+                    Some(d) if req.get("shadow").and_then(Value::as_bool) == Some(true) => models.shadow(Path::new(d)),
+                    Some(d) => models.swap(Path::new(d)),
+                },
+                "rollback-model" => models.rollback(),
+                _ => models.promote(),
+            };
+            match r {
+                Ok(msg) => json!({ "ok": true, "message": msg, "generation": models.generation() }),
+                Err(e) => err(format!("{e}; the model in force stays")),
+            }
+        }
         other => err(format!("unknown command `{other}` ({})", COMMANDS.join(", "))),
     }
 }
@@ -482,6 +499,7 @@ mod tests {
             policy: None,
             telemetry: crate::telemetry::Telemetry::default(),
             reload: None,
+            models: None,
         }
     }
 
@@ -531,7 +549,7 @@ mod tests {
         let r = handle(&json!({"cmd": "reload-rules"}), &c);
         assert!(r["error"].as_str().unwrap().contains("without rules"), "{r}");
         let r = handle(&json!({"cmd": "swap-model", "dir": "m"}), &c);
-        assert!(r["error"].as_str().unwrap().contains("not available yet"), "{r}");
+        assert!(r["error"].as_str().unwrap().contains("scores no model"), "{r}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod features;
 pub mod inspect;
 pub mod live;
 pub mod metrics;
+pub mod model_swap;
 pub mod ml;
 pub mod policy;
 pub mod reload;

@@ -30,6 +30,8 @@ use crate::inspect::{Inspector, NoRules};
 use crate::ml::{load_model, AlertLimit, ModelError, WorkerMl};
 use crate::policy::{decision_event, PolicyHandle};
 use crate::eve_out::SharedOutputs;
+use crate::ml::ShadowCounts;
+use crate::model_swap::ModelSlot;
 use crate::reload::{EngineSlot, Loaded, RuleLoader, RuleReloader};
 use crate::telemetry::{FlowSample, PortSample, ScoringSample, Telemetry, FLOWS_PER_WORKER};
 /// What an overloaded inline worker does with the frames it has no time to inspect: the
@@ -149,6 +151,7 @@ struct WorkerStats {
     /// Rows scored so far, and the latency of each scoring call since the last report.
     ml_scored: u64,
     ml_latencies: Vec<u32>,
+    ml_shadow: ShadowCounts,
 }
 
 enum LiveMsg {
@@ -184,6 +187,8 @@ pub struct Control {
     pub telemetry: Telemetry,
     /// Reloads the rules (`reload-rules`, SIGHUP), when the daemon has rules to reload.
     pub reload: Option<RuleReloader>,
+    /// The models in force, for `swap-model`, `rollback-model` and `promote-shadow`.
+    pub models: Option<Arc<ModelSlot>>,
 }
 
 impl Control {
@@ -258,6 +263,7 @@ pub fn run_live_reloadable<I: Inspector>(
         last_stats: Arc::new(Mutex::new(None)),
         policy: opts.policy.clone(),
         reload: None,
+        models: model.as_ref().map(|m| ModelSlot::new(m.clone(), n, Arc::new(|dir: &std::path::Path, workers: usize| load_model(dir, workers)))),
         telemetry: Telemetry::new("run", kind.name(), opts.topology.is_inline(), opts.topology.is_inline().then_some(match opts.fail_mode {
             FailMode::Open => "open",
             FailMode::Closed => "closed",
@@ -291,7 +297,7 @@ pub fn run_live_reloadable<I: Inspector>(
         let tx = tx.clone();
         let engine = engine.clone();
         let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
-        let shared = WorkerShared { stop: stop.clone(), failed: failed.clone(), polling: polling.clone(), slot: slot.clone() };
+        let shared = WorkerShared { stop: stop.clone(), failed: failed.clone(), polling: polling.clone(), slot: slot.clone(), models: control.models.clone() };
         let w = WorkerSettings {
             index: i,
             flow: flow_cfg,
@@ -312,7 +318,7 @@ pub fn run_live_reloadable<I: Inspector>(
     drop(tx);
 
     let wopts = WriteOptions { log_flows: opts.log_flows, log_alerts: opts.log_alerts, log_drops: opts.log_drops, ml_alert_limit: opts.ml_alert_limit };
-    let mut sink = EventSink::new(eve, wopts, engine.clone(), model.clone());
+    let mut sink = EventSink::new(eve, wopts, engine.clone());
     sink.tap = Some(control.telemetry.clone());
     sink.slot = slot.clone();
     let telemetry = control.telemetry.clone();
@@ -460,11 +466,24 @@ pub fn run_live_reloadable<I: Inspector>(
         if now >= next_tick {
             next_tick = now + TELEMETRY_TICK;
             telemetry_tick(&telemetry, now, &descriptions, &latest, xdp.as_ref(), &flow_samples);
-            if let Some(m) = &model {
+            if let Some(slot) = &control.models {
+                let (active, previous, shadow) = slot.describe();
+                let mut counts = ShadowCounts::default();
+                for w in &latest {
+                    counts.merge(&w.ml_shadow);
+                }
                 telemetry.record_scoring(ScoringSample {
                     backend: "cpu".into(),
                     backend_note: None,
-                    model: format!("{} {}", m.name, m.version),
+                    model: active,
+                    previous_model: previous,
+                    shadow: shadow.map(|model| portcullis_api::Shadow {
+                        model,
+                        flows: counts.rows,
+                        agree: counts.agree,
+                        only_candidate_alerts: counts.only_candidate_alerts,
+                        only_active_alerts: counts.only_active_alerts,
+                    }),
                     flows_scored: latest.iter().map(|w| w.ml_scored).sum(),
                     calls: ml_calls,
                     latencies_us: std::mem::take(&mut ml_latencies),
@@ -679,6 +698,7 @@ struct WorkerShared<I> {
     failed: Arc<Mutex<Option<String>>>,
     polling: Arc<AtomicUsize>,
     slot: Option<Arc<EngineSlot<I>>>,
+    models: Option<Arc<ModelSlot>>,
 }
 
 /// How long a poll waits for frames: also how quickly a worker notices `stop` and how late an
@@ -693,7 +713,8 @@ fn live_worker<I: Inspector>(
     tx: Sender<LiveMsg>,
     shared: WorkerShared<I>,
 ) {
-    let WorkerShared { stop, failed, polling, slot } = shared;
+    let WorkerShared { stop, failed, polling, slot, models } = shared;
+    let mut model_generation = models.as_ref().map_or(0, |m| m.generation());
     let with_bytes = engine.is_some();
     let mut shard = Shard::new(w.flow, engine, ml, w.inline);
     if let Some(slot) = slot {
@@ -711,6 +732,14 @@ fn live_worker<I: Inspector>(
     let mut next_stats = Instant::now();
     let mut dead = false;
     while !stop.load(Ordering::Relaxed) && !dead {
+        if let Some(m) = models.as_ref().filter(|m| m.generation() != model_generation) {
+            // A swapped model: taken between two batches.
+            model_generation = m.generation();
+            if let Some((g, model, scorer, shadow)) = m.take(w.index) {
+                model_generation = g;
+                shard.replace_models(model, scorer, shadow);
+            }
+        }
         let overloaded = w.inline && port.backlog() > w.backlog_limit;
         let r = port.poll(w.batch_size, POLL_TIMEOUT, |frames, verdicts| {
             if overloaded {
@@ -829,6 +858,7 @@ fn deliver(tx: &Sender<LiveMsg>, msg: LiveMsg, inline: bool, lost: &mut u64) -> 
 fn snapshot<I: Inspector>(port: &Port, decoder: &Decoder, shard: &mut Shard<I>, overload: (u64, u64), events_lost: u64) -> WorkerStats {
     let (ml_scored, ml_latencies) = shard.take_ml_sample().unwrap_or_default();
     WorkerStats {
+        ml_shadow: shard.ml_shadow(),
         backlog: port.backlog() as u64,
         ml_scored,
         ml_latencies,

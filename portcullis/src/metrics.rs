@@ -196,6 +196,7 @@ mod tests {
             policy: None,
             telemetry: t,
             reload: None,
+            models: None,
         };
         let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), control).unwrap();
         let get = |path: &str| {

@@ -211,6 +211,8 @@ impl AlertLimiter {
 /// A model alert, as a worker hands it to the writer.
 #[derive(Debug)]
 pub(crate) struct MlAlert {
+    /// The model that raised it (models can be swapped while the daemon runs).
+    pub model: Arc<MlModel>,
     /// When the features were exported: the checkpoint's packet time, or the flow's end.
     pub at: Timestamp,
     /// The packet that made a checkpoint due; none for a flow's final export.
@@ -255,6 +257,27 @@ pub(crate) struct MlWorkerStats {
     /// Rows that could not be scored, and the first reason.
     pub failed: u64,
     pub first_error: Option<String>,
+    /// A candidate model scoring beside the active one: how their verdicts compared.
+    pub shadow: ShadowCounts,
+}
+
+/// The active and a candidate model's verdicts on the same rows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShadowCounts {
+    pub rows: u64,
+    /// Rows both put in the same class.
+    pub agree: u64,
+    pub only_candidate_alerts: u64,
+    pub only_active_alerts: u64,
+}
+
+impl ShadowCounts {
+    pub fn merge(&mut self, o: &ShadowCounts) {
+        self.rows += o.rows;
+        self.agree += o.agree;
+        self.only_candidate_alerts += o.only_candidate_alerts;
+        self.only_active_alerts += o.only_active_alerts;
+    }
 }
 
 /// What scoring did over the whole replay.
@@ -326,6 +349,8 @@ pub(crate) struct WorkerMl {
     batch: FeatureBatch,
     /// Flow id → one bit per alert kind raised: a flow alerts at most once per class.
     alerted: HashMap<u64, u128>,
+    /// A candidate model scoring the same rows, never alerting (shadow mode).
+    shadow: Option<(Arc<MlModel>, Scorer)>,
     pub stats: MlWorkerStats,
 }
 
@@ -338,8 +363,21 @@ impl WorkerMl {
             exports: Vec::new(),
             pending: Vec::new(),
             alerted: HashMap::new(),
+            shadow: None,
             stats: MlWorkerStats::default(),
         }
+    }
+
+    /// Puts other models in place between two batches (a swap, a rollback, a shadow
+    /// started or promoted). Flows keep their features; which alerts a flow already raised
+    /// is forgotten, as class numbers may mean other classes in the new model. The shadow's
+    /// counts start again.
+    pub fn replace(&mut self, model: Arc<MlModel>, scorer: Scorer, shadow: Option<(Arc<MlModel>, Scorer)>) {
+        self.model = model;
+        self.scorer = scorer;
+        self.shadow = shadow;
+        self.alerted.clear();
+        self.stats.shadow = ShadowCounts::default();
     }
 
     /// `FlowTable::update`, keeping the features it exports (`ended` from `before` on are the
@@ -413,10 +451,32 @@ impl WorkerMl {
                 for i in 0..self.pending.len() {
                     self.row(i, out);
                 }
+                self.compare_shadow();
             }
         }
         self.pending.clear();
         self.batch.clear();
+    }
+
+    /// Scores the batch with the shadow model too and counts where the two differ.
+    fn compare_shadow(&mut self) {
+        let Some((model, scorer)) = self.shadow.as_mut() else { return };
+        let Ok(theirs) = scorer.score(&self.batch) else { return };
+        let c = &mut self.stats.shadow;
+        for (ours, theirs) in self.scorer.last_scores().iter().zip(theirs) {
+            c.rows += 1;
+            let (a, b) = (&self.model.classes, &model.classes);
+            if a.get(usize::from(ours.class)) == b.get(usize::from(theirs.class)) {
+                c.agree += 1;
+            }
+            let active = self.model.decide(ours.class, ours.probability, ours.anomaly).is_some();
+            let candidate = model.decide(theirs.class, theirs.probability, theirs.anomaly).is_some();
+            match (active, candidate) {
+                (true, false) => c.only_active_alerts += 1,
+                (false, true) => c.only_candidate_alerts += 1,
+                _ => {}
+            }
+        }
     }
 
     fn row(&mut self, i: usize, out: &mut Vec<MlAlert>) {
@@ -448,6 +508,7 @@ impl WorkerMl {
             Err(_) => Vec::new(),
         };
         out.push(MlAlert {
+            model: self.model.clone(),
             at: p.at,
             pcap_cnt: p.pcap_cnt,
             flow: p.flow,

@@ -576,6 +576,18 @@ impl<I: Inspector> Shard<I> {
         d.generation = g;
     }
 
+    /// Puts other models in place (a swap or rollback; see `crate::model_swap`).
+    pub(crate) fn replace_models(&mut self, model: Arc<MlModel>, scorer: portcullis_inference::Scorer, shadow: Option<(Arc<MlModel>, portcullis_inference::Scorer)>) {
+        if let Some(m) = self.ml.as_mut() {
+            m.replace(model, scorer, shadow);
+        }
+    }
+
+    /// How the shadow model's verdicts compared with the active one's since it started.
+    pub(crate) fn ml_shadow(&self) -> crate::ml::ShadowCounts {
+        self.ml.as_ref().map(|m| m.stats.shadow).unwrap_or_default()
+    }
+
     fn stamp(&self, out: &mut WorkerOut) {
         out.generation = self.det.as_ref().map_or(0, |d| d.generation);
     }
@@ -780,7 +792,6 @@ pub(crate) struct EventSink<I: Inspector> {
     pub(crate) eve: Option<EveWriter>,
     opts: WriteOptions,
     engine: Option<Arc<I>>,
-    model: Option<Arc<MlModel>>,
     pub(crate) totals: WriterTotals,
     pub(crate) failed: Option<EveError>,
     threshold: Option<I::Threshold>,
@@ -807,13 +818,12 @@ pub(crate) struct EventSink<I: Inspector> {
 }
 
 impl<I: Inspector> EventSink<I> {
-    pub(crate) fn new(eve: Option<EveWriter>, opts: WriteOptions, engine: Option<Arc<I>>, model: Option<Arc<MlModel>>) -> Self {
+    pub(crate) fn new(eve: Option<EveWriter>, opts: WriteOptions, engine: Option<Arc<I>>) -> Self {
         EventSink {
             eve,
             opts,
             threshold: engine.as_ref().map(|e| e.new_threshold()),
             engine,
-            model,
             totals: WriterTotals::default(),
             failed: None,
             limiter: AlertLimiter::default(),
@@ -857,7 +867,7 @@ impl<I: Inspector> EventSink<I> {
         if let Some(g) = outs.peek().map(|o| o.generation) {
             self.use_generation(g);
         }
-        let EventSink { eve, opts, engine, model, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order, triggers, tap, .. } = self;
+        let EventSink { eve, opts, engine, totals, failed, threshold, limiter, alerted, blocked, events, records, ml, order, triggers, tap, .. } = self;
         events.clear();
         records.clear();
         blocked.clear();
@@ -900,9 +910,8 @@ impl<I: Inspector> EventSink<I> {
             let mut is_alert = true;
             let line = if i >= nr {
                 let a = &ml[(i - nr) as usize];
-                let Some(model) = model.as_deref() else {
-                    continue;
-                };
+                // The model that raised it: with a swap, not necessarily the one loaded at start.
+                let model = &*a.model;
                 if !limiter.admit(opts.ml_alert_limit, a.flow.key.src, a.kind, a.at) {
                     totals.ml_suppressed += 1;
                     continue;
@@ -1035,11 +1044,10 @@ fn writer<I: Inspector>(
     eve: Option<EveWriter>,
     opts: &ReplayOptions,
     engine: Option<Arc<I>>,
-    model: Option<Arc<MlModel>>,
 ) -> Result<(Option<EveWriter>, WriterTotals), EveError> {
     let mut pending: BTreeMap<u64, (usize, Vec<WorkerOut>)> = BTreeMap::new();
     let mut next = 0u64;
-    let mut sink = EventSink::new(eve, WriteOptions::of(opts), engine, model);
+    let mut sink = EventSink::new(eve, WriteOptions::of(opts), engine);
     // A replay enforces nothing: the playbook runs in dry-run (approvals stay pending) on the
     // packets' own clock, so its decisions depend only on the capture.
     let mut policy = opts.policy.as_ref().map(|(cfg, allow)| {
@@ -1112,9 +1120,8 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     let (out_tx, out_rx) = bounded::<WorkerOut>(n * 8);
     let wopts = opts.clone();
     let wengine = engine.clone();
-    let wmodel = model.clone();
     let writer_handle =
-        thread::Builder::new().name("eve-writer".into()).spawn(move || writer(out_rx, n, eve, &wopts, wengine, wmodel)).expect("spawn writer thread");
+        thread::Builder::new().name("eve-writer".into()).spawn(move || writer(out_rx, n, eve, &wopts, wengine)).expect("spawn writer thread");
     // Processed batches come back here; every worker channel holds at most 8 and each worker
     // works on one, so this never has to turn one away in steady state.
     let (recycle_tx, recycle_rx) = bounded::<Batch>(n * 10);

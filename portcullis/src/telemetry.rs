@@ -65,6 +65,8 @@ pub struct ScoringSample {
     pub backend: String,
     pub backend_note: Option<String>,
     pub model: String,
+    pub previous_model: Option<String>,
+    pub shadow: Option<portcullis_api::Shadow>,
     pub flows_scored: u64,
     pub calls: u64,
     pub latencies_us: Vec<u32>,
@@ -307,13 +309,13 @@ impl Telemetry {
                 backend: sc.backend.clone(),
                 backend_note: sc.backend_note.clone(),
                 model: sc.model.clone(),
-                previous_model: None,
+                previous_model: sc.previous_model.clone(),
                 flows_scored: sc.flows_scored,
                 batches: sc.calls,
                 mean_batch: if sc.calls > 0 { sc.flows_scored as f64 / sc.calls as f64 } else { 0.0 },
                 latency_p50_ms: p50,
                 latency_p99_ms: p99,
-                shadow: None,
+                shadow: sc.shadow.clone(),
             }
         });
         Snapshot {
