@@ -269,7 +269,22 @@ pub fn handle(req: &Value, control: &Control) -> Value {
                 "commands": COMMANDS,
             })
         }
-        "snapshot" => return json!({ "ok": true, "snapshot": control.telemetry.snapshot(control.policy.as_ref()) }),
+        "snapshot" => {
+            let mut snap = control.telemetry.snapshot(control.policy.as_ref());
+            // Which models are in force is read now, not at the last second's sample, so a
+            // swap shows at once.
+            if let (Some(m), Some(sc)) = (&control.models, snap.scoring.as_mut()) {
+                let (active, previous, shadow) = m.describe();
+                sc.model = active;
+                sc.previous_model = previous;
+                match (shadow, sc.shadow.as_mut()) {
+                    (None, _) => sc.shadow = None,
+                    (Some(name), Some(s)) => s.model = name,
+                    (Some(name), None) => sc.shadow = Some(portcullis_api::Shadow { model: name, ..Default::default() }),
+                }
+            }
+            return json!({ "ok": true, "snapshot": snap });
+        }
         "subscribe" => return err("`subscribe` turns a connection into a stream; send it on a connection of its own"),
         _ => {}
     }

@@ -59,6 +59,9 @@ enum Command {
     /// Reload the running daemon's rule files (as SIGHUP does): the new rules are built
     /// aside and swapped in between packets; if none load, the rules in force stay.
     Reload(run_cmd::SocketArgs),
+    /// Swap the running daemon's model, run a candidate in shadow, promote it, roll back.
+    #[command(subcommand)]
+    Model(run_cmd::ModelCommand),
     /// The live console (a terminal UI) on the running daemon: traffic, flows, alerts,
     /// enforcement and scoring, with keys to unblock, approve and deny (`?` lists them).
     Console(run_cmd::ConsoleArgs),
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
         Command::Nft(c) => run_cmd::nft(c),
         Command::Console(a) => run_cmd::console(a),
         Command::Reload(a) => run_cmd::reload(a),
+        Command::Model(c) => run_cmd::model(c),
     };
     match r {
         Ok(code) => code,

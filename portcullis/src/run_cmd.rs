@@ -112,6 +112,52 @@ pub enum NftCommand {
     Flush,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum ModelCommand {
+    /// Load the model in DIR and make it active; the model it replaces is kept for
+    /// `portcullis model rollback`. With --shadow, score with it beside the active model
+    /// instead (never alerting) and compare their verdicts in the console.
+    Swap {
+        /// The model's directory (its model.yaml and ONNX files).
+        dir: PathBuf,
+        #[arg(long)]
+        shadow: bool,
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Make the shadow model active.
+    Promote {
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+    /// Go back to the model the last swap or promotion replaced.
+    Rollback {
+        #[command(flatten)]
+        socket: SocketArgs,
+    },
+}
+
+/// `portcullis model swap|promote|rollback`.
+pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
+    let (req, socket) = match c {
+        ModelCommand::Swap { dir, shadow, socket } => {
+            // The daemon may run elsewhere in the filesystem: give it an absolute path.
+            let dir = std::fs::canonicalize(&dir).with_context(|| format!("{}", dir.display()))?;
+            (json!({ "cmd": "swap-model", "dir": dir, "shadow": shadow }), socket)
+        }
+        ModelCommand::Promote { socket } => (json!({ "cmd": "promote-shadow" }), socket),
+        ModelCommand::Rollback { socket } => (json!({ "cmd": "rollback-model" }), socket),
+    };
+    let cfg = crate::load_config(socket.config.as_ref())?;
+    let path = socket_path(socket.socket.as_ref(), &cfg);
+    let r = control::request_within(&path, &req, Duration::from_secs(120))?;
+    if r["ok"] != true {
+        anyhow::bail!("{}", r["error"].as_str().unwrap_or("the daemon refused"));
+    }
+    println!("{}", r["message"].as_str().unwrap_or("done"));
+    Ok(ExitCode::SUCCESS)
+}
+
 #[derive(Debug, Args)]
 pub struct SocketArgs {
     /// The daemon's control socket [default: the config's control.socket, else

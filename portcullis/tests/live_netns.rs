@@ -13,7 +13,7 @@ use support::daemon;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -354,6 +354,62 @@ fn rules_reload_with_a_broken_rule_while_traffic_flows() {
 fn eve_secs(t: &str) -> f64 {
     let d = chrono::DateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f%z").unwrap_or_else(|e| panic!("{t}: {e}"));
     d.timestamp_micros() as f64 / 1e6
+}
+
+#[test]
+fn models_swap_in_shadow_promote_and_roll_back_while_the_daemon_runs() {
+    if !can_run("models_swap_in_shadow_promote_and_roll_back_while_the_daemon_runs") {
+        return;
+    }
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/models/cicids2017");
+    let (v3, v2) = (models.join("v3"), models.join("v2"));
+    let client = Netns::new("lvmc").unwrap();
+    let server = Netns::new("lvms").unwrap();
+    veth(&client, "c0", &server, "s0").unwrap();
+    client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
+    server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
+    let lab = Lab { client, bridge: Netns::new("lvmx").unwrap(), server, dir: tempfile::tempdir().unwrap() };
+    // Closed connections end (and are scored) at once rather than after Suricata's 60 s.
+    let cfg = config("flow-timeouts:\n  tcp:\n    new: 60\n    established: 600\n    closed: 0\n");
+    let Some(d) = Daemon::start(&lab.server, lab.dir.path(), &cfg, &["--iface", "s0", "--capture", "afpacket", "--model", v3.to_str().unwrap()]) else {
+        return;
+    };
+    let ok = |o: std::process::Output| {
+        let text = String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{text}");
+        text
+    };
+    let scoring = |d: &Daemon| d.request(r#"{"cmd":"snapshot"}"#)["snapshot"]["scoring"].clone();
+    let refused = d.ctl(&["model", "rollback"]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("no previous model"));
+    let text = ok(d.ctl(&["model", "swap", "--shadow", v2.to_str().unwrap()]));
+    assert!(text.contains("in shadow"), "{text}");
+    // Connections that close end their flows, which are then scored by both models.
+    let (_, stop_server) = http_server(&lab);
+    let t0 = std::time::Instant::now();
+    loop {
+        for i in 0..5 {
+            let _ = get(&lab, &format!("/shadow{i}"));
+        }
+        let s = scoring(&d);
+        if s["shadow"]["flows"].as_u64().unwrap_or(0) >= 5 {
+            assert!(s["shadow"]["model"].as_str().unwrap().contains("v2"), "{s}");
+            assert!(s["shadow"]["agree"].as_u64().unwrap() <= s["shadow"]["flows"].as_u64().unwrap());
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "the shadow model never scored: {s}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    ok(d.ctl(&["model", "promote"]));
+    let s = scoring(&d);
+    assert!(s["model"].as_str().unwrap().ends_with("v2") && s["previous_model"].as_str().unwrap().contains("v3"), "{s}");
+    assert!(s["shadow"].is_null(), "{s}");
+    ok(d.ctl(&["model", "rollback"]));
+    assert!(scoring(&d)["model"].as_str().unwrap().ends_with("v3"));
+    let bad = d.ctl(&["model", "swap", lab.dir.path().to_str().unwrap()]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("the model in force stays"));
+    assert_eq!(get(&lab, "/after").unwrap(), b"hello /after\n", "traffic flows throughout");
+    stop_server.store(true, Ordering::Relaxed);
 }
 
 #[test]

@@ -22,8 +22,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `portcullis run ARGS` in `ns`; `None` (after printing why) when the capture
-    /// cannot open there for lack of kernel support.
+    /// Starts `portcullis run ARGS` in `ns` (without a model unless ARGS give `--model`);
+    /// `None` (after printing why) when the capture cannot open there for lack of kernel
+    /// support.
     pub fn start(ns: &Netns, dir: &Path, config: &str, args: &[&str]) -> Option<Daemon> {
         let cfg = dir.join("portcullis.yaml");
         std::fs::write(&cfg, config).unwrap();
@@ -31,7 +32,9 @@ impl Daemon {
         let eve = dir.join("eve.json");
         let state = dir.join("state");
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_portcullis"), "run", "--no-ml", "--summary-json", "-c"])
+            .args(["netns", "exec", ns.name(), env!("CARGO_BIN_EXE_portcullis"), "run", "--summary-json"])
+            .args(if args.contains(&"--model") { None } else { Some("--no-ml") })
+            .arg("-c")
             .arg(&cfg)
             .arg("--socket")
             .arg(&socket)
@@ -69,6 +72,17 @@ impl Daemon {
             panic!("portcullis run did not start:\n{log}\n{out}");
         }
         Some(d)
+    }
+
+    /// One request on the control socket, its reply.
+    pub fn request(&self, req: &str) -> Value {
+        use std::io::Write;
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        writeln!(s, "{req}").unwrap();
+        let mut line = String::new();
+        BufReader::new(s).read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("reply is not JSON ({e}): {line}"))
     }
 
     pub fn ctl(&self, args: &[&str]) -> std::process::Output {
