@@ -565,7 +565,7 @@ fn reloader<I: Inspector>(slot: Arc<EngineSlot<I>>, loader: Arc<RuleLoader<I>>, 
         let _g = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
         let t0 = Instant::now();
         match loader() {
-            Ok(Loaded { engine, info }) => {
+            Ok(Loaded { engine, info, origins }) => {
                 let generation = slot.swap(Arc::new(engine));
                 let reply = serde_json::json!({
                     "ok": true,
@@ -580,6 +580,7 @@ fn reloader<I: Inspector>(slot: Arc<EngineSlot<I>>, loader: Arc<RuleLoader<I>>, 
                     eprintln!("warning: {e}");
                 }
                 telemetry.set_rules(info);
+                telemetry.set_rule_origins(origins);
                 reply
             }
             Err(e) => {

@@ -332,8 +332,9 @@ const RULE_ERRORS_KEPT: usize = 50;
 /// `errors` are the files that could not be read and the rules that are broken (do not
 /// parse, are invalid, or use a keyword nobody knows), each with file and line; rules
 /// skipped for a keyword Portcullis does not implement are counted in the summary line only.
-pub(crate) fn load_engine_info(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<(Detect, portcullis_api::RulesInfo)> {
+pub(crate) fn load_engine_info(cfg: &Config, files: &[PathBuf], quiet: bool) -> anyhow::Result<(Detect, portcullis_api::RulesInfo, portcullis::telemetry::RuleOrigins)> {
     let (report, _) = rules_cmd::load(cfg, files, None, None).context("cannot load rules")?;
+    let origins = report.rules.iter().map(|r| ((r.gid, u64::from(r.sid)), (r.origin.file.clone(), r.origin.line))).collect();
     if !quiet {
         for e in &report.errors {
             eprintln!("warning: {e}");
@@ -368,7 +369,7 @@ pub(crate) fn load_engine_info(cfg: &Config, files: &[PathBuf], quiet: bool) -> 
         eprintln!("note: app-layer.enabled is off: no protocol detection or parsing, so rules with app-layer keywords never match");
     }
     let info = portcullis_api::RulesInfo { loaded: engine.len() as u64, ..info };
-    Ok((Detect::with_app_layer(engine, app), info))
+    Ok((Detect::with_app_layer(engine, app), info, origins))
 }
 
 fn summary_json(s: &ReplaySummary, threads: usize) -> serde_json::Value {

@@ -69,6 +69,7 @@ pub type RuleLoader<I> = dyn Fn() -> Result<Loaded<I>, String> + Send + Sync;
 pub struct Loaded<I> {
     pub engine: I,
     pub info: portcullis_api::RulesInfo,
+    pub origins: crate::telemetry::RuleOrigins,
 }
 
 /// What the control socket calls for `reload-rules`: reloads and swaps, returning the reply.

@@ -288,18 +288,18 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let (engine, rules_info) = if rule_files.is_empty() {
         (None, None)
     } else {
-        let (e, info) = crate::load_engine_info(&cfg, &rule_files, false)?;
-        (Some(Arc::new(e)), Some(info))
+        let (e, info, origins) = crate::load_engine_info(&cfg, &rule_files, false)?;
+        (Some(Arc::new(e)), Some((info, origins)))
     };
     // A reload reads the same files again with the config the daemon started with.
     let loader: Arc<portcullis::reload::RuleLoader<portcullis::inspect::Detect>> = {
         let (cfg, files) = (cfg.clone(), rule_files.clone());
         Arc::new(move || {
-            let (engine, info) = crate::load_engine_info(&cfg, &files, true).map_err(|e| format!("{e:#}"))?;
+            let (engine, info, origins) = crate::load_engine_info(&cfg, &files, true).map_err(|e| format!("{e:#}"))?;
             if info.loaded == 0 {
                 return Err(format!("no rule loaded from {} ({} error(s))", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "), info.failed));
             }
-            Ok(portcullis::reload::Loaded { engine, info })
+            Ok(portcullis::reload::Loaded { engine, info, origins })
         })
     };
     let model = crate::model_dir(a.no_ml, a.model.as_ref(), a.config.as_ref(), &cfg)?;
@@ -368,8 +368,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         for p in started.ports {
             eprintln!("capturing on {p}");
         }
-        if let Some(info) = rules_info {
+        if let Some((info, origins)) = rules_info {
             control.telemetry.set_rules(info);
+            control.telemetry.set_rule_origins(origins);
         }
         if let Some(reload) = control.reload.clone() {
             let (flag, stop) = (hup_rules.clone(), stop_for_hup);

@@ -101,6 +101,38 @@ struct State {
     rules: Option<RulesInfo>,
     /// Per-flow model verdicts of flows still live, for the flow pane.
     ml_by_flow: HashMap<u64, (String, f32)>,
+    /// Where each loaded rule is written, so the console can show its text.
+    rule_origins: RuleOrigins,
+    /// Rule texts read from their files, for the alerts snapshots carried.
+    rule_texts: HashMap<(u32, u64), Option<String>>,
+}
+
+/// (gid, sid) → the rule's file and first line. The engine drops rule text once compiled;
+/// the console's few shown alerts read theirs back from the file.
+pub type RuleOrigins = HashMap<(u32, u64), (Arc<std::path::Path>, u32)>;
+
+/// Rule texts kept; beyond it the cache starts again (a snapshot shows a few hundred).
+const RULE_TEXTS_KEPT: usize = 2048;
+
+/// The rule at `line` of `file`, with its continuation lines joined, as written.
+fn read_rule(file: &std::path::Path, line: u32) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut out = String::new();
+    for l in text.lines().skip(line.checked_sub(1)? as usize) {
+        // Continuations are joined with one space, as the rule reads on one line.
+        let l = if out.is_empty() { l.trim_end() } else { l.trim() };
+        match l.strip_suffix('\\') {
+            Some(head) => {
+                out.push_str(head.trim_end());
+                out.push(' ');
+            }
+            None => {
+                out.push_str(l);
+                return Some(out.trim().to_string());
+            }
+        }
+    }
+    (!out.is_empty()).then(|| out.trim().to_string())
 }
 
 /// Shared between the writer thread (which feeds it) and the control and metrics threads
@@ -220,6 +252,13 @@ impl Telemetry {
         self.lock().rules = Some(rules);
     }
 
+    /// Where the rules in force are written (after a load or reload).
+    pub fn set_rule_origins(&self, origins: RuleOrigins) {
+        let mut s = self.lock();
+        s.rule_origins = origins;
+        s.rule_texts.clear();
+    }
+
     /// A reload that was refused: the rules in force stay, and the console says why.
     pub fn rules_refused(&self, why: &str) {
         let mut s = self.lock();
@@ -289,8 +328,36 @@ impl Telemetry {
         (pct(0.5), pct(0.99))
     }
 
+    /// The text of each rule alert's rule, read from its file once and kept.
+    fn fill_rule_texts(&self, alerts: &mut [AlertRow]) {
+        let mut wanted: Vec<((u32, u64), (Arc<std::path::Path>, u32))> = Vec::new();
+        {
+            let s = self.lock();
+            for a in alerts.iter().filter(|a| a.kind == AlertKind::Rule) {
+                let key = (a.gid, a.sid);
+                if !s.rule_texts.contains_key(&key) && !wanted.iter().any(|(k, _)| *k == key) {
+                    if let Some(o) = s.rule_origins.get(&key) {
+                        wanted.push((key, o.clone()));
+                    }
+                }
+            }
+        }
+        // Files are read without the lock held: the writer never waits for them.
+        let read: Vec<((u32, u64), Option<String>)> = wanted.into_iter().map(|(k, (f, l))| (k, read_rule(&f, l))).collect();
+        let mut s = self.lock();
+        if s.rule_texts.len() + read.len() > RULE_TEXTS_KEPT {
+            s.rule_texts.clear();
+        }
+        s.rule_texts.extend(read);
+        for a in alerts.iter_mut().filter(|a| a.kind == AlertKind::Rule) {
+            a.rule = s.rule_texts.get(&(a.gid, a.sid)).cloned().flatten();
+        }
+    }
+
     /// The console's view now.
     pub fn snapshot(&self, policy: Option<&PolicyHandle>) -> Snapshot {
+        let mut alerts: Vec<AlertRow> = self.lock().alerts.iter().cloned().collect();
+        self.fill_rule_texts(&mut alerts);
         let s = self.lock();
         let at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let now_us = (at * 1e6) as i64;
@@ -334,7 +401,7 @@ impl Telemetry {
             top_talkers: s.talkers.clone(),
             flows,
             flows_active: s.flows.iter().map(|w| w.active).sum(),
-            alerts: s.alerts.iter().cloned().collect(),
+            alerts,
             alerts_total: s.alerts_total,
             enforcement: enforcement(policy),
             scoring,
@@ -481,6 +548,21 @@ mod tests {
         let v = r.ml.unwrap();
         assert_eq!((v.class.as_str(), v.model.as_str(), v.features.len()), ("Portscan", "cicids2017 v3", 1));
         assert!(alert_row(&json!({"event_type": "flow"})).is_none());
+    }
+
+    #[test]
+    fn rule_alerts_carry_their_rule_text_read_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("local.rules");
+        std::fs::write(&file, "# a comment\nalert tcp any any -> any 22 (msg:\"ssh\"; \\\n  sid:7; rev:1;)\n").unwrap();
+        let t = Telemetry::new("run", "pcap", false, None);
+        let path: Arc<std::path::Path> = Arc::from(file.as_path());
+        t.set_rule_origins(HashMap::from([((1, 7), (path, 2))]));
+        t.publish("alert", br#"{"timestamp":"t","event_type":"alert","alert":{"gid":1,"signature_id":7,"signature":"ssh","severity":2}}"#);
+        t.publish("alert", br#"{"timestamp":"t","event_type":"alert","alert":{"gid":1,"signature_id":8,"signature":"unknown","severity":2}}"#);
+        let s = t.snapshot(None);
+        assert_eq!(s.alerts[0].rule.as_deref(), Some("alert tcp any any -> any 22 (msg:\"ssh\"; sid:7; rev:1;)"));
+        assert_eq!(s.alerts[1].rule, None, "a sid with no known origin has no text");
     }
 
     #[test]
