@@ -109,7 +109,10 @@ struct State {
 
 /// (gid, sid) → the rule's file and first line. The engine drops rule text once compiled;
 /// the console's few shown alerts read theirs back from the file.
-pub type RuleOrigins = HashMap<(u32, u64), (Arc<std::path::Path>, u32)>;
+pub type RuleOrigins = HashMap<(u32, u64), RuleOrigin>;
+
+/// A rule's file and first line.
+pub type RuleOrigin = (Arc<std::path::Path>, u32);
 
 /// Rule texts kept; beyond it the cache starts again (a snapshot shows a few hundred).
 const RULE_TEXTS_KEPT: usize = 2048;
@@ -330,7 +333,7 @@ impl Telemetry {
 
     /// The text of each rule alert's rule, read from its file once and kept.
     fn fill_rule_texts(&self, alerts: &mut [AlertRow]) {
-        let mut wanted: Vec<((u32, u64), (Arc<std::path::Path>, u32))> = Vec::new();
+        let mut wanted: Vec<((u32, u64), RuleOrigin)> = Vec::new();
         {
             let s = self.lock();
             for a in alerts.iter().filter(|a| a.kind == AlertKind::Rule) {
