@@ -413,6 +413,49 @@ fn models_swap_in_shadow_promote_and_roll_back_while_the_daemon_runs() {
 }
 
 #[test]
+fn sighup_reopens_the_eve_file_for_logrotate_and_reloads_the_rules() {
+    if !can_run("sighup_reopens_the_eve_file_for_logrotate_and_reloads_the_rules") {
+        return;
+    }
+    let client = Netns::new("lvhc").unwrap();
+    let server = Netns::new("lvhs").unwrap();
+    veth(&client, "c0", &server, "s0").unwrap();
+    client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
+    server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
+    let lab = Lab { client, bridge: Netns::new("lvhx").unwrap(), server, dir: tempfile::tempdir().unwrap() };
+    let rules = lab.path("hup.rules");
+    std::fs::write(&rules, "alert udp any any -> any 9401 (msg:\"before\"; sid:21; rev:1;)\n").unwrap();
+    let Some(mut d) = Daemon::start(&lab.server, lab.dir.path(), &config(""), &["--iface", "s0", "--capture", "afpacket", "--rules", rules.to_str().unwrap()]) else {
+        return;
+    };
+    let pid = d.child.as_ref().unwrap().id().to_string();
+    assert_eq!(udp_burst(&lab, 9401, 20, Duration::from_millis(2)), 20);
+    let wait_for = |what: &str| {
+        let t0 = std::time::Instant::now();
+        while !d.stderr.lock().unwrap().iter().any(|l| l.contains(what)) {
+            assert!(t0.elapsed() < Duration::from_secs(10), "no `{what}` on stderr");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // Let the writer write the first alerts, then rotate as logrotate does: rename, SIGHUP.
+    std::thread::sleep(Duration::from_millis(1500));
+    let rotated = lab.path("eve.json.1");
+    std::fs::rename(&d.eve, &rotated).unwrap();
+    std::fs::write(&rules, "alert udp any any -> any 9401 (msg:\"after\"; sid:22; rev:1;)\n").unwrap();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    wait_for("EVE outputs reopened");
+    wait_for("rules reloaded (generation 1)");
+    assert_eq!(udp_burst(&lab, 9401, 20, Duration::from_millis(2)), 20);
+    d.stop();
+    let read = |p: &Path| -> Vec<Value> { std::fs::read_to_string(p).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    let (old, new) = (read(&rotated), read(&d.eve));
+    let sids = |ev: &[Value]| ev.iter().filter(|e| e["event_type"] == "alert").map(|e| e["alert"]["signature_id"].as_u64().unwrap()).collect::<std::collections::BTreeSet<u64>>();
+    assert!(sids(&old).contains(&21) && !sids(&old).contains(&22), "the rotated file holds the first rules' alerts");
+    assert!(sids(&new).contains(&22) && !sids(&new).contains(&21), "the new file, opened at SIGHUP, holds the reloaded rules' alerts");
+    assert!(new.iter().any(|e| e["event_type"] == "stats"), "the final stats event goes to the new file");
+}
+
+#[test]
 fn tap_with_af_packet_sees_both_directions_and_leaves_traffic_alone() {
     if !can_run("tap_with_af_packet_sees_both_directions_and_leaves_traffic_alone") {
         return;
