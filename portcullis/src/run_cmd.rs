@@ -222,8 +222,16 @@ impl portcullis_tui::Link for SocketLink {
     }
 
     fn send(&mut self, request: &portcullis_api::Request) -> Result<serde_json::Value, String> {
+        use portcullis_api::Request;
         let req: serde_json::Value = serde_json::from_str(&request.to_line()).map_err(|e| e.to_string())?;
-        control::request_within(&self.path, &req, CONSOLE_TIMEOUT).map_err(|e| e.to_string())
+        // Compiling a large ruleset or loading a model takes seconds: the console waits for
+        // the outcome (saying so would need a second thread) rather than report a timeout for
+        // a reload that then succeeds.
+        let timeout = match request {
+            Request::ReloadRules | Request::SwapModel { .. } | Request::RollbackModel | Request::PromoteShadow => Duration::from_secs(120),
+            _ => CONSOLE_TIMEOUT,
+        };
+        control::request_within(&self.path, &req, timeout).map_err(|e| e.to_string())
     }
 }
 
