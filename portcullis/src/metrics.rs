@@ -157,6 +157,22 @@ pub fn render(control: &Control) -> String {
         counter(&mut reg, "decisions", "Decisions the policy made", u(p, "/decisions"));
         counter(&mut reg, "decisions_failed", "Decisions the enforcer could not apply", u(p, "/failed"));
     }
+    if let Some(sinks) = st.pointer("/outputs/sinks").and_then(Value::as_array) {
+        let fams: Vec<(&str, &str, Family<Vec<(String, String)>, Counter>)> = vec![
+            ("output_events_sent", "EVE events an output delivered", Family::default()),
+            ("output_events_overflow", "EVE events an output dropped because its buffer was full", Family::default()),
+            ("output_events_lost", "EVE events an output could not deliver (peer absent or failing)", Family::default()),
+        ];
+        for sink in sinks {
+            let l = vec![("kind".into(), sink["kind"].as_str().unwrap_or("").to_string()), ("target".into(), sink["target"].as_str().unwrap_or("").to_string())];
+            for (f, key) in fams.iter().zip(["sent", "overflow", "lost"]) {
+                f.2.get_or_create(&l).inc_by(sink[key].as_u64().unwrap_or(0));
+            }
+        }
+        for (name, help, f) in fams {
+            reg.register(name, help, f);
+        }
+    }
     if let Some(s) = &snap.scoring {
         counter(&mut reg, "scored_flows", "Flow feature rows the model scored", s.flows_scored);
         counter(&mut reg, "scoring_batches", "Scoring calls (batches)", s.batches);
@@ -192,7 +208,10 @@ mod tests {
             blocklist: None,
             blocklist_missing: None,
             allowlist: Vec::new(),
-            last_stats: Arc::new(Mutex::new(Some(serde_json::json!({"stats": {"flow": {"memcap": 4, "end": {"new": 1, "established": 2, "closed": 3}}}})))),
+            last_stats: Arc::new(Mutex::new(Some(serde_json::json!({"stats": {
+                "flow": {"memcap": 4, "end": {"new": 1, "established": 2, "closed": 3}},
+                "outputs": {"sinks": [{"kind": "redis", "target": "127.0.0.1:6379 lpush portcullis", "sent": 9, "overflow": 2, "lost": 0}]},
+            }})))),
             policy: None,
             telemetry: t,
             reload: None,
@@ -229,6 +248,7 @@ mod tests {
         assert_eq!(value("portcullis_alerts_total", None), 1.0);
         assert_eq!(value("portcullis_flows_ended_total", None), 6.0);
         assert_eq!(value("portcullis_flow_memcap_evictions_total", None), 4.0);
+        assert_eq!(value("portcullis_output_events_overflow_total", Some(("kind", "redis"))), 2.0);
         assert!(body.trim_end().ends_with("# EOF"), "OpenMetrics ends with # EOF");
         assert!(get("/other").starts_with("HTTP/1.1 404"));
     }
