@@ -20,6 +20,9 @@ use serde_json::Value;
 
 use crate::live::Control;
 
+/// Counters with labels, as this endpoint writes them.
+type Labelled = Family<Vec<(String, String)>, Counter>;
+
 /// How long a scraper may take to send its request or read the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -158,7 +161,7 @@ pub fn render(control: &Control) -> String {
         counter(&mut reg, "decisions_failed", "Decisions the enforcer could not apply", u(p, "/failed"));
     }
     if let Some(sinks) = st.pointer("/outputs/sinks").and_then(Value::as_array) {
-        let fams: Vec<(&str, &str, Family<Vec<(String, String)>, Counter>)> = vec![
+        let fams: Vec<(&str, &str, Labelled)> = vec![
             ("output_events_sent", "EVE events an output delivered", Family::default()),
             ("output_events_overflow", "EVE events an output dropped because its buffer was full", Family::default()),
             ("output_events_lost", "EVE events an output could not deliver (peer absent or failing)", Family::default()),
