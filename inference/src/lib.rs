@@ -13,6 +13,7 @@
 
 mod batcher;
 pub mod dataset;
+mod drift;
 mod error;
 mod scorer;
 mod spec;
@@ -20,6 +21,10 @@ pub mod synthetic;
 mod tree;
 
 pub use batcher::{Batcher, BatcherConfig, BatcherStats, FlushReason, Producer, ScoredBatch, WhenFull};
+pub use drift::{
+    psi, DriftConfig, DriftCounts, DriftEvent, DriftMonitor, DriftReference, DriftWindow, DEFAULT_THRESHOLD, DRIFT_FILE,
+    EMPTY_BIN, MIN_FLOWS, NO_REFERENCE,
+};
 pub use error::InferenceError;
 pub use scorer::{Backend, Contribution, Explanation, FeatureBatch, Reference, Score, Scorer, PARALLEL_MIN_ROWS};
 pub use spec::{features_sha256, newest_version, FeatureMap, ModelSpec, Thresholds};
