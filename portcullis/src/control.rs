@@ -208,7 +208,7 @@ fn version_error(req: &Value) -> Option<Value> {
 /// types as they are written, until the client goes away or the daemon stops. A reader too
 /// slow for the daemon loses lines (counted in the telemetry); the daemon never waits.
 fn stream_events(req: &Value, control: &Control, w: &mut UnixStream, stop: &AtomicBool) {
-    let known = ["alert", "decision", "drift"];
+    let known = ["alert", "decision"];
     let mut types: Vec<String> = Vec::new();
     if let Some(list) = req.get("events").and_then(Value::as_array) {
         for t in list {

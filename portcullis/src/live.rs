@@ -30,7 +30,8 @@ use crate::inspect::{Inspector, NoRules};
 use crate::ml::{load_model, AlertLimit, ModelError, WorkerMl};
 use crate::policy::{decision_event, PolicyHandle};
 use crate::eve_out::SharedOutputs;
-use crate::ml::ShadowCounts;
+use crate::ml::{MlModel, ShadowCounts};
+use portcullis_inference::{DriftConfig, DriftCounts, DriftEvent, DriftMonitor};
 use crate::model_swap::ModelSlot;
 use crate::reload::{EngineSlot, Loaded, RuleLoader, RuleReloader};
 use crate::telemetry::{FlowSample, PortSample, ScoringSample, Telemetry, FLOWS_PER_WORKER};
@@ -152,6 +153,8 @@ struct WorkerStats {
     ml_scored: u64,
     ml_latencies: Vec<u32>,
     ml_shadow: ShadowCounts,
+    /// Binned features of the flows scored since the last report (with their model).
+    drift: Option<(Arc<MlModel>, DriftCounts)>,
 }
 
 enum LiveMsg {
@@ -326,6 +329,7 @@ pub fn run_live_reloadable<I: Inspector>(
     let mut ml_calls = 0u64;
     let mut ml_latencies: Vec<u32> = Vec::new();
     let mut next_tick = Instant::now() + TELEMETRY_TICK;
+    let mut drift = DriftWatch::default();
     let policy = opts.policy.clone();
     if policy.is_some() {
         sink.triggers = Some(Vec::new());
@@ -429,6 +433,9 @@ pub fn run_live_reloadable<I: Inspector>(
                 false
             }
             Ok(LiveMsg::Stats(i, mut s)) => {
+                if let Some((m, counts)) = s.drift.take() {
+                    drift.add(&m, &counts, started.elapsed());
+                }
                 ml_calls += s.ml_latencies.len() as u64;
                 ml_latencies.append(&mut s.ml_latencies);
                 latest[i] = *s;
@@ -465,6 +472,10 @@ pub fn run_live_reloadable<I: Inspector>(
         let now = Instant::now();
         if now >= next_tick {
             next_tick = now + TELEMETRY_TICK;
+            if let Some(ev) = drift.tick(started.elapsed()) {
+                write_drift_alert(&mut sink, &ev);
+            }
+            telemetry.set_drift(drift.view(model.as_deref()));
             telemetry_tick(&telemetry, now, &descriptions, &latest, xdp.as_ref(), &flow_samples);
             if let Some(slot) = &control.models {
                 let (active, previous, shadow) = slot.describe();
@@ -555,6 +566,95 @@ pub fn run_live_reloadable<I: Inspector>(
         flows: sink.totals.flows,
         events_written,
     })
+}
+
+/// Drift of live flows against the active model's reference: one monitor per model, made
+/// again when a swap brings another model (its reference, its features).
+#[derive(Debug, Default)]
+struct DriftWatch {
+    monitor: Option<(Arc<MlModel>, DriftMonitor)>,
+    /// Drift events raised so far.
+    events: u64,
+}
+
+impl DriftWatch {
+    fn add(&mut self, model: &Arc<MlModel>, counts: &DriftCounts, now: Duration) -> Option<DriftEvent> {
+        let Ok(reference) = &model.drift else { return None };
+        if !matches!(&self.monitor, Some((m, _)) if Arc::ptr_eq(m, model)) {
+            self.monitor = Some((model.clone(), DriftMonitor::new(reference.clone(), DriftConfig::default())));
+        }
+        // Counts are merged here and windows closed by `tick`.
+        self.monitor.as_mut().and_then(|(_, mon)| mon.add(counts, now))
+    }
+
+    fn tick(&mut self, now: Duration) -> Option<DriftEvent> {
+        let ev = self.monitor.as_mut().and_then(|(_, m)| m.tick(now));
+        self.events += u64::from(ev.is_some());
+        ev
+    }
+
+    /// The console's view: the last closed window, or why there is none.
+    fn view(&self, model: Option<&MlModel>) -> Option<portcullis_api::Drift> {
+        let model = model?;
+        Some(match &self.monitor {
+            Some((m, mon)) => portcullis_api::Drift {
+                flows: mon.last().map_or(mon.window_flows(), |w| w.flows),
+                features: mon.last().map(|w| w.features.clone()).unwrap_or_default(),
+                threshold: mon.config().threshold,
+                unavailable: mon.unavailable().or_else(|| m.drift.as_ref().err().cloned()),
+            },
+            None => portcullis_api::Drift {
+                threshold: DriftConfig::default().threshold,
+                unavailable: Some(match &model.drift {
+                    Ok(_) => format!("waiting for flows: PSI needs a window of at least {} scored flows", portcullis_inference::MIN_FLOWS),
+                    Err(why) => why.clone(),
+                }),
+                ..Default::default()
+            },
+        })
+    }
+}
+
+/// Gid and sid of the drift alert (the model's gid; sids 9000000 + class are its classes').
+const DRIFT_SID: u64 = 9_000_998;
+
+/// An EVE `alert` saying which features drifted past the threshold (or came back).
+fn write_drift_alert<I: Inspector>(sink: &mut EventSink<I>, ev: &DriftEvent) {
+    let top: Vec<String> = ev.crossed.iter().take(3).map(|(f, p)| format!("{f} {p:.2}")).collect();
+    let msg = if ev.crossed.is_empty() {
+        format!("ML feature drift cleared on {} feature(s)", ev.cleared.len())
+    } else {
+        format!("ML feature drift: {} feature(s) past PSI {} ({})", ev.crossed.len(), ev.threshold, top.join(", "))
+    };
+    let event = serde_json::json!({
+        "timestamp": portcullis_eve::format_timestamp(live::now()),
+        "event_type": "alert",
+        "alert": {
+            "action": "allowed",
+            "gid": crate::ml::ML_GID,
+            "signature_id": DRIFT_SID,
+            "rev": 1,
+            "signature": msg,
+            "category": "Machine learning: feature drift",
+            "severity": 3,
+            "context": { "drift": {
+                "flows": ev.flows,
+                "threshold": ev.threshold,
+                "crossed": ev.crossed.iter().map(|(f, p)| serde_json::json!({ "feature": f, "psi": p })).collect::<Vec<_>>(),
+                "cleared": ev.cleared.iter().map(|(f, p)| serde_json::json!({ "feature": f, "psi": p })).collect::<Vec<_>>(),
+            } },
+        },
+    });
+    eprintln!("note: {msg}");
+    let line = event.to_string();
+    if let Some(t) = &sink.tap {
+        t.publish("alert", line.as_bytes());
+    }
+    if let Some(w) = sink.eve.as_mut() {
+        if let Err(e) = w.write_raw(line.as_bytes()) {
+            sink.failed.get_or_insert(e);
+        }
+    }
 }
 
 /// The control socket's `reload-rules`: loads aside, swaps on success, says what happened.
@@ -860,6 +960,7 @@ fn snapshot<I: Inspector>(port: &Port, decoder: &Decoder, shard: &mut Shard<I>, 
     let (ml_scored, ml_latencies) = shard.take_ml_sample().unwrap_or_default();
     WorkerStats {
         ml_shadow: shard.ml_shadow(),
+        drift: shard.take_drift(),
         backlog: port.backlog() as u64,
         ml_scored,
         ml_latencies,
@@ -870,5 +971,37 @@ fn snapshot<I: Inspector>(port: &Port, decoder: &Decoder, shard: &mut Shard<I>, 
         overload_forwarded: overload.0,
         overload_dropped: overload.1,
         events_lost,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ml::bundled_model_dir;
+    use portcullis_flowtable::{FEATURE_NAMES, N_FEATURES};
+
+    #[test]
+    fn drift_of_flows_unlike_the_training_ones_raises_one_alert() {
+        let (model, _) = load_model(&bundled_model_dir().unwrap(), 1).unwrap();
+        let mut watch = DriftWatch::default();
+        let view = watch.view(Some(&model)).unwrap();
+        assert!(view.unavailable.unwrap().contains("waiting for flows"));
+        let reference = model.drift.clone().expect("the bundled model ships drift.yaml");
+        let mut counts = DriftCounts::extractor_rows(&reference, &FEATURE_NAMES).unwrap();
+        // Every flow a 10-minute, 1 GB transfer: nothing like the benign training flows.
+        let mut row = [0f32; N_FEATURES];
+        row.iter_mut().for_each(|v| *v = 1e9);
+        for _ in 0..2000 {
+            counts.add_row(&row);
+        }
+        watch.add(&model, &counts, Duration::from_secs(1));
+        let ev = watch.tick(Duration::from_secs(61)).expect("a window of 2000 drifted flows alerts");
+        assert!(!ev.crossed.is_empty() && ev.crossed.iter().all(|(_, p)| *p >= 0.25));
+        let view = watch.view(Some(&model)).unwrap();
+        assert_eq!(view.flows, 2000);
+        assert!(view.unavailable.is_none() && view.features[0].1 >= 0.25, "{view:?}");
+        watch.add(&model, &counts, Duration::from_secs(62));
+        assert!(watch.tick(Duration::from_secs(130)).is_none(), "still drifted: no second alert");
+        assert_eq!(watch.events, 1);
     }
 }

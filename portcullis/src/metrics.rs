@@ -184,6 +184,15 @@ pub fn render(control: &Control) -> String {
         q.get_or_create(&vec![("quantile".into(), "0.99".into())]).set(s.latency_p99_ms / 1000.0);
         reg.register("scoring_latency_seconds", "Latency of a scoring call over the recent calls", q);
     }
+    if let Some(d) = &snap.drift {
+        let psi = Family::<Vec<(String, String)>, Gauge<f64, AtomicU64>>::default();
+        for (feature, v) in &d.features {
+            psi.get_or_create(&vec![("feature".into(), feature.clone())]).set(*v);
+        }
+        reg.register("drift_psi", "Population stability index of each feature over the last window of scored flows, against the model's training distribution", psi);
+        gauge_f(&mut reg, "drift_window_flows", "Flows in the last drift window", d.flows as f64);
+        gauge_f(&mut reg, "drift_threshold", "PSI at which a feature raises a drift alert", d.threshold);
+    }
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &reg);
@@ -207,6 +216,7 @@ mod tests {
         t.record_ports(now, &[port(10)], vec![("ring-full".into(), 3)], 0);
         t.record_ports(now + Duration::from_secs(1), &[port(25)], vec![("ring-full".into(), 3)], 0);
         t.publish("alert", br#"{"timestamp":"t","event_type":"alert","alert":{"gid":1,"signature_id":5,"signature":"x","severity":2}}"#);
+        t.set_drift(Some(portcullis_api::Drift { flows: 900, features: vec![("Flow Duration".into(), 0.31)], threshold: 0.25, unavailable: None }));
         let control = Control {
             blocklist: None,
             blocklist_missing: None,
@@ -252,6 +262,7 @@ mod tests {
         assert_eq!(value("portcullis_flows_ended_total", None), 6.0);
         assert_eq!(value("portcullis_flow_memcap_evictions_total", None), 4.0);
         assert_eq!(value("portcullis_output_events_overflow_total", Some(("kind", "redis"))), 2.0);
+        assert_eq!(value("portcullis_drift_psi", Some(("feature", "Flow Duration"))), 0.31);
         assert!(body.trim_end().ends_with("# EOF"), "OpenMetrics ends with # EOF");
         assert!(get("/other").starts_with("HTTP/1.1 404"));
     }

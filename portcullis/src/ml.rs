@@ -19,7 +19,7 @@ use std::time::Instant;
 use portcullis_common::{PacketMeta, Timestamp};
 use portcullis_eve::{AlertRule, MlFeature, MlVerdict};
 use portcullis_flowtable::{FeatureExport, FlowRecord, FlowSnapshot, FlowTable, Update, FEATURE_NAMES, N_FEATURES};
-use portcullis_inference::{newest_version, Backend, Contribution, FeatureBatch, InferenceError, Scorer};
+use portcullis_inference::{newest_version, Backend, Contribution, DriftCounts, DriftReference, FeatureBatch, InferenceError, Scorer};
 
 /// The `gid` of every model alert: no Suricata rule uses it (Suricata's own generators stop
 /// well below), so a consumer tells model alerts from rule alerts by it.
@@ -51,6 +51,9 @@ pub struct MlModel {
     anomaly_threshold: Option<f32>,
     /// "ML <class>" per class, then "ML anomaly".
     signatures: Vec<String>,
+    /// The training distribution live flows are compared with (`drift.yaml`), or why there
+    /// is none.
+    pub drift: Result<Arc<DriftReference>, String>,
 }
 
 /// Which of the model's detectors raised an alert, and so which signature it carries.
@@ -136,7 +139,13 @@ pub fn load_model(dir: &Path, workers: usize) -> Result<(Arc<MlModel>, Vec<Score
     let spec = scorers[0].spec();
     let mut signatures: Vec<String> = spec.classes.iter().map(|c| format!("ML {c}")).collect();
     signatures.push("ML anomaly".into());
+    let drift = match DriftReference::for_model(spec) {
+        Ok(Some(r)) => Ok(Arc::new(r)),
+        Ok(None) => Err(portcullis_inference::NO_REFERENCE.to_string()),
+        Err(e) => Err(format!("its drift reference does not load: {e}")),
+    };
     let model = MlModel {
+        drift,
         dir: dir.to_path_buf(),
         name: spec.name.clone(),
         version: spec.version.clone(),
@@ -351,11 +360,19 @@ pub(crate) struct WorkerMl {
     alerted: HashMap<u64, u128>,
     /// A candidate model scoring the same rows, never alerting (shadow mode).
     shadow: Option<(Arc<MlModel>, Scorer)>,
+    /// The binned features of the flows that ended since the last sample, for drift.
+    drift: Option<DriftCounts>,
     pub stats: MlWorkerStats,
+}
+
+/// The worker's drift counts for `model`, when it has a reference.
+fn drift_counts(model: &MlModel) -> Option<DriftCounts> {
+    model.drift.as_ref().ok().and_then(|r| DriftCounts::extractor_rows(r, &FEATURE_NAMES).ok())
 }
 
 impl WorkerMl {
     pub fn new(model: Arc<MlModel>, scorer: Scorer) -> WorkerMl {
+        let drift = drift_counts(&model);
         WorkerMl {
             batch: FeatureBatch::with_capacity(N_FEATURES, 256),
             model,
@@ -364,6 +381,7 @@ impl WorkerMl {
             pending: Vec::new(),
             alerted: HashMap::new(),
             shadow: None,
+            drift,
             stats: MlWorkerStats::default(),
         }
     }
@@ -373,6 +391,7 @@ impl WorkerMl {
     /// is forgotten, as class numbers may mean other classes in the new model. The shadow's
     /// counts start again.
     pub fn replace(&mut self, model: Arc<MlModel>, scorer: Scorer, shadow: Option<(Arc<MlModel>, Scorer)>) {
+        self.drift = drift_counts(&model);
         self.model = model;
         self.scorer = scorer;
         self.shadow = shadow;
@@ -427,8 +446,21 @@ impl WorkerMl {
                 *o = if v.is_finite() { v } else { 0.0 };
             }
             self.batch.push(e.flow_id, &row);
+            // The reference was made from finished flows: checkpoints of long ones would skew
+            // the duration and timing features.
+            if let (Some(d), true) = (self.drift.as_mut(), e.is_final) {
+                d.add_row(&row);
+            }
             self.pending.push(Pending { at: e.at, pcap_cnt, flow, is_final: e.is_final });
         }
+    }
+
+    /// The drift counts since the last call (then cleared), with the model they belong to.
+    pub fn take_drift(&mut self) -> Option<(Arc<MlModel>, DriftCounts)> {
+        let d = self.drift.as_mut()?;
+        let taken = d.clone();
+        d.clear();
+        Some((self.model.clone(), taken))
     }
 
     /// Scores everything queued in one call and appends the alerts it raises to `out`.
@@ -537,6 +569,7 @@ mod tests {
             min_probability: vec![0.5, 0.6, 0.5],
             anomaly_threshold: Some(0.75),
             signatures: vec!["ML BENIGN".into(), "ML DoS Hulk".into(), "ML Portscan".into(), "ML anomaly".into()],
+            drift: Err("test model".into()),
         }
     }
 

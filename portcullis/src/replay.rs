@@ -583,6 +583,11 @@ impl<I: Inspector> Shard<I> {
         }
     }
 
+    /// The drift counts of the flows scored since the last call.
+    pub(crate) fn take_drift(&mut self) -> Option<(Arc<MlModel>, portcullis_inference::DriftCounts)> {
+        self.ml.as_mut().and_then(WorkerMl::take_drift)
+    }
+
     /// How the shadow model's verdicts compared with the active one's since it started.
     pub(crate) fn ml_shadow(&self) -> crate::ml::ShadowCounts {
         self.ml.as_ref().map(|m| m.stats.shadow).unwrap_or_default()

@@ -103,6 +103,7 @@ struct State {
     ml_by_flow: HashMap<u64, (String, f32)>,
     /// Where each loaded rule is written, so the console can show its text.
     rule_origins: RuleOrigins,
+    drift: Option<portcullis_api::Drift>,
     /// Rule texts read from their files, for the alerts snapshots carried.
     rule_texts: HashMap<(u32, u64), Option<String>>,
 }
@@ -253,6 +254,10 @@ impl Telemetry {
 
     pub fn set_rules(&self, rules: RulesInfo) {
         self.lock().rules = Some(rules);
+    }
+
+    pub fn set_drift(&self, drift: Option<portcullis_api::Drift>) {
+        self.lock().drift = drift;
     }
 
     /// Where the rules in force are written (after a load or reload).
@@ -408,7 +413,7 @@ impl Telemetry {
             alerts_total: s.alerts_total,
             enforcement: enforcement(policy),
             scoring,
-            drift: None,
+            drift: s.drift.clone(),
             rules: s.rules.clone(),
         }
     }
@@ -508,7 +513,7 @@ pub fn alert_row(v: &Value) -> Option<AlertRow> {
     let kind = match (&ml, a.pointer("/context/ml/detector").and_then(Value::as_str)) {
         (Some(_), Some("anomaly")) => AlertKind::Anomaly,
         (Some(_), _) => AlertKind::Ml,
-        (None, _) if a.get("drift").is_some() => AlertKind::Drift,
+        (None, _) if a.pointer("/context/drift").is_some() => AlertKind::Drift,
         _ => AlertKind::Rule,
     };
     Some(AlertRow {
