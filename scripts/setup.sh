@@ -28,6 +28,8 @@ command -v ethtool >/dev/null || need+=(ethtool)
 [ -e /usr/include/libnftnl/set.h ] || need+=(libnftnl-dev)
 [ -e /usr/include/libmnl/libmnl.h ] || need+=(libmnl-dev)
 command -v nft >/dev/null || need+=(nftables)
+# scripts/cuda-tools.sh puts NVIDIA's NVRTC and ptxas wheels in a venv (the kernel_nvrtc test).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

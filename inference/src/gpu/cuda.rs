@@ -152,7 +152,7 @@ pub struct CudaScorer {
     d_mlp: Option<MlpArrays>,
     slots: [Slot; 2],
     // Last: dropped after everything allocated in it.
-    _ctx: Arc<CudaContext>,
+    ctx: Arc<CudaContext>,
 }
 
 impl std::fmt::Debug for CudaScorer {
@@ -212,7 +212,7 @@ impl CudaScorer {
             })
         };
         let slots = [slot()?, slot()?];
-        Ok(CudaScorer { info, forest, mlp, width, forest_fn, mlp_fn, d_forest, d_mlp, slots, _ctx: ctx })
+        Ok(CudaScorer { info, forest, mlp, width, forest_fn, mlp_fn, d_forest, d_mlp, slots, ctx })
     }
 
     pub fn device(&self) -> &DeviceInfo {
@@ -225,6 +225,9 @@ impl CudaScorer {
     pub fn score(&mut self, n: usize, mut fill: impl FnMut(usize, &mut [f32]), probs: &mut [f32], mut errors: Option<&mut [f32]>) -> Result<(), GpuError> {
         let (w, c) = (self.width, self.forest.n_classes as usize);
         assert!(probs.len() >= n * c && errors.as_ref().is_none_or(|e| e.len() >= n), "output buffers too small");
+        // The raw copies below act on the calling thread's current context, and a scorer may
+        // be used from another thread than the one that loaded it.
+        self.ctx.bind_to_thread().map_err(driver)?;
         let result = (|| {
             for (chunk, start) in (0..n).step_by(CHUNK_ROWS).enumerate() {
                 let s = chunk % 2;
