@@ -32,6 +32,8 @@ command -v nft >/dev/null || need+=(nftables)
 command -v tmux >/dev/null || need+=(tmux)
 # The Redis EVE output's tests start their own redis-server on a free localhost port.
 command -v redis-server >/dev/null || need+=(redis-server)
+# scripts/cuda-tools.sh puts NVIDIA's NVRTC and ptxas wheels in a venv (the kernel_nvrtc test).
+python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv python3-pip)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then echo "error: missing ${need[*]}; run as root or install them" >&2; exit 1; fi
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -28,6 +28,16 @@ if [ -d "$PORTCULLIS_DATA/suricata-verify/tests" ]; then
 else
   echo "skipping suricata-verify: $PORTCULLIS_DATA/suricata-verify not found (set PORTCULLIS_DATA)"
 fi
+# NVRTC and ptxas from NVIDIA's PyPI wheels (no GPU or CUDA toolkit needed): the kernel_nvrtc
+# test compiles kernels/cuda/ with the CUDA backend's own NVRTC path and assembles the PTX for
+# sm_80 and sm_90. cudarc dlopens libnvrtc.so.12, so its directory goes on LD_LIBRARY_PATH.
+bash scripts/cuda-tools.sh
+export PORTCULLIS_CUDA_TOOLS=$PWD/target/cuda-tools
+export LD_LIBRARY_PATH="$PORTCULLIS_CUDA_TOOLS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The CUDA backend builds without CUDA (cudarc loads it at run time), and so does the GPU
+# benchmark that benches/gpu.sh runs where there is a GPU: built here so neither can rot. The
+# workspace tests below have the backend too, through portcullis's default `cuda` feature.
+cargo build -p portcullis-inference --features cuda --example gpu_bench --profile ci
 # nextest ends with one summary of every test; plain cargo test where it is missing.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --cargo-profile ci --no-fail-fast

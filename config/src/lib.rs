@@ -461,6 +461,25 @@ pub struct MlSection {
     /// `threshold: type limit, track by_src`); the rest are counted as suppressed. Absent:
     /// 10 per 60 s; `count: 0`: no limit.
     pub alert_limit: Option<MlAlertLimit>,
+    /// Which device scores flows; `--backend` overrides it.
+    #[serde(default)]
+    pub backend: MlBackend,
+}
+
+/// `ml.backend`: where flows are scored. Chosen once at start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MlBackend {
+    /// The GPU when Portcullis is built with CUDA and a driver and device are present, else
+    /// the CPU, with one line saying why.
+    #[default]
+    Auto,
+    /// The native tree evaluator on the CPU.
+    Cpu,
+    /// tract-onnx on the CPU for both models.
+    Tract,
+    /// The GPU, or refuse to start saying why not.
+    Cuda,
 }
 
 /// `ml.alert-limit`.
@@ -473,7 +492,7 @@ pub struct MlAlertLimit {
 
 impl Default for MlSection {
     fn default() -> Self {
-        MlSection { enabled: true, model: None, checkpoint_interval: None, alert_limit: None }
+        MlSection { enabled: true, model: None, checkpoint_interval: None, alert_limit: None, backend: MlBackend::Auto }
     }
 }
 

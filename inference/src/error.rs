@@ -25,4 +25,7 @@ pub enum InferenceError {
     Onnx { path: PathBuf, message: String },
     #[error("scoring failed: {0}")]
     Run(String),
+    /// The CUDA backend cannot load the model or run here.
+    #[error(transparent)]
+    Gpu(#[from] crate::gpu::GpuError),
 }

@@ -9,12 +9,17 @@
 //! threads: the engine runs `Batcher::run` on a thread of its own; `Scorer::set_threads`
 //! splits one large batch across scoped threads that end with the call.
 //!
-//! Not here: a CUDA backend (a later issue), the policy that turns alerts into verdicts.
+//! The `gpu` module holds the CUDA backend (feature `cuda`; `choose_backend` picks it for
+//! `auto` when a driver and device are present), the conversion of the models into the
+//! kernels' layout, and a CPU run of the kernels for the tests (feature `cpu-shim`).
+//!
+//! Not here: the policy that turns alerts into verdicts.
 
 mod batcher;
 pub mod dataset;
 mod drift;
 mod error;
+pub mod gpu;
 mod scorer;
 mod spec;
 pub mod synthetic;
@@ -26,6 +31,6 @@ pub use drift::{
     EMPTY_BIN, MIN_FLOWS, NO_REFERENCE,
 };
 pub use error::InferenceError;
-pub use scorer::{Backend, Contribution, Explanation, FeatureBatch, Reference, Score, Scorer, PARALLEL_MIN_ROWS};
+pub use scorer::{choose_backend, Backend, BackendChoice, Contribution, Explanation, FeatureBatch, Reference, Score, Scorer, PARALLEL_MIN_ROWS};
 pub use spec::{features_sha256, newest_version, FeatureMap, ModelSpec, Thresholds};
 pub use tree::{Ablation, ClassLabels, TreeEnsemble};

@@ -21,6 +21,9 @@ pub enum Backend {
     /// tract in the tests). The autoencoder always runs on tract.
     #[default]
     Native,
+    /// The kernels of `kernels/cuda/` on the GPU (feature `cuda`): the classifier and the
+    /// autoencoder, converted from the same ONNX files at load. Explanations stay on the CPU.
+    Cuda,
 }
 
 impl FromStr for Backend {
@@ -28,9 +31,57 @@ impl FromStr for Backend {
     fn from_str(s: &str) -> Result<Backend, InferenceError> {
         match s {
             "tract" => Ok(Backend::Tract),
-            "native" => Ok(Backend::Native),
-            other => Err(InferenceError::Spec(format!("unknown backend {other:?} (tract, native)"))),
+            "native" | "cpu" => Ok(Backend::Native),
+            "cuda" => Ok(Backend::Cuda),
+            other => Err(InferenceError::Spec(format!("unknown backend {other:?} (tract, native, cuda)"))),
         }
+    }
+}
+
+/// The backend an operator asks for (`--backend`, `ml.backend`); [`choose_backend`] turns it
+/// into a [`Backend`] once at start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    /// CUDA when the feature is built in, the libraries load and a device exists; else the
+    /// CPU's native evaluator, saying why.
+    #[default]
+    Auto,
+    /// The native tree evaluator (autoencoder on tract).
+    Cpu,
+    /// tract for both models.
+    Tract,
+    /// CUDA, or an error saying why not.
+    Cuda,
+}
+
+impl FromStr for BackendChoice {
+    type Err = InferenceError;
+    fn from_str(s: &str) -> Result<BackendChoice, InferenceError> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "cpu" | "native" => Ok(BackendChoice::Cpu),
+            "tract" => Ok(BackendChoice::Tract),
+            "cuda" => Ok(BackendChoice::Cuda),
+            other => Err(InferenceError::Spec(format!("unknown backend {other:?} (auto, cpu, tract, cuda)"))),
+        }
+    }
+}
+
+/// The backend for `choice` and, for `auto` and `cuda`, the one line to tell the operator
+/// which device scores and, on a fallback, why it is the CPU ("scoring on the CPU: no CUDA
+/// device"). `cuda` when CUDA cannot run here is an error.
+pub fn choose_backend(choice: BackendChoice) -> Result<(Backend, Option<String>), InferenceError> {
+    match choice {
+        BackendChoice::Cpu => Ok((Backend::Native, None)),
+        BackendChoice::Tract => Ok((Backend::Tract, None)),
+        BackendChoice::Cuda => {
+            let d = crate::gpu::probe()?;
+            Ok((Backend::Cuda, Some(format!("scoring on the GPU: {d}"))))
+        }
+        BackendChoice::Auto => Ok(match crate::gpu::probe() {
+            Ok(d) => (Backend::Cuda, Some(format!("scoring on the GPU: {d}"))),
+            Err(why) => (Backend::Native, Some(format!("scoring on the CPU: {why}"))),
+        }),
     }
 }
 
@@ -138,6 +189,9 @@ type Plan = Arc<TypedRunnableModel<TypedModel>>;
 enum Classifier {
     Tract(Plan),
     Native,
+    /// Classifier and autoencoder on the GPU.
+    #[cfg(feature = "cuda")]
+    Cuda(Box<crate::gpu::CudaScorer>),
 }
 
 #[derive(Debug)]
@@ -253,6 +307,7 @@ impl Scorer {
         let classifier = match backend {
             Backend::Tract => Classifier::Tract(plan(&cpath, width)?),
             Backend::Native => Classifier::Native,
+            Backend::Cuda => cuda_classifier(&spec, &cpath, &tree, width)?,
         };
         let anomaly = match spec.anomaly_path() {
             Some(p) => {
@@ -344,15 +399,30 @@ impl Scorer {
         let n = batch.len();
         let w = self.map.model_width();
         let c = self.n_classes;
-        self.input.resize(n * w, 0.0);
-        for i in 0..n {
-            self.map.gather(batch.row(i), &mut self.input[i * w..(i + 1) * w]);
-        }
         self.probs.resize(n * c, 0.0);
         self.errors.clear();
         if n == 0 {
             self.scores.clear();
             return Ok(&self.scores);
+        }
+        #[cfg(feature = "cuda")]
+        if let Classifier::Cuda(gpu) = &mut self.classifier {
+            // Rows are gathered straight into the device's pinned buffers, and the
+            // autoencoder runs there too.
+            let map = &self.map;
+            let errors = match self.anomaly.is_some() {
+                true => {
+                    self.errors.resize(n, 0.0);
+                    Some(&mut self.errors[..])
+                }
+                false => None,
+            };
+            gpu.score(n, |i, row| map.gather(batch.row(i), row), &mut self.probs, errors)?;
+            return Ok(self.finish_scores(n));
+        }
+        self.input.resize(n * w, 0.0);
+        for i in 0..n {
+            self.map.gather(batch.row(i), &mut self.input[i * w..(i + 1) * w]);
         }
         let run = |e: TractError| InferenceError::Run(format!("{e:#}"));
         // Large batches are cut into one contiguous part per thread; every part is scored
@@ -379,6 +449,8 @@ impl Scorer {
                 }
                 self.probs.copy_from_slice(p);
             }
+            #[cfg(feature = "cuda")]
+            Classifier::Cuda(_) => unreachable!("scored above"),
         }
         if let Some(a) = &self.anomaly {
             if parts == 1 {
@@ -402,6 +474,13 @@ impl Scorer {
                 }
             }
         }
+        Ok(self.finish_scores(n))
+    }
+
+    /// The scores of `n` rows from `probs` and `errors`: the most probable class and the
+    /// thresholds, the same whatever the backend.
+    fn finish_scores(&mut self, n: usize) -> &[Score] {
+        let c = self.n_classes;
         let th = &self.spec.thresholds;
         self.scores.clear();
         for i in 0..n {
@@ -419,7 +498,7 @@ impl Scorer {
             let anomaly_alert = matches!((anomaly, th.anomaly), (Some(a), Some(t)) if a >= t);
             self.scores.push(Score { class: best as u16, probability: bp, anomaly, alert: class_alert || anomaly_alert });
         }
-        Ok(&self.scores)
+        &self.scores
     }
 
     /// Explains row `row` of `batch` (scored or not): for the classifier, each feature read on
@@ -472,6 +551,20 @@ impl Scorer {
         }
         Ok(Explanation { class, anomaly, reference: self.reference_kind })
     }
+}
+
+/// The GPU classifier (and autoencoder) for a model, or why not.
+#[cfg(feature = "cuda")]
+fn cuda_classifier(spec: &ModelSpec, cpath: &Path, tree: &TreeEnsemble, width: usize) -> Result<Classifier, InferenceError> {
+    use crate::gpu::layout::{DeviceForest, DeviceMlp};
+    let forest = DeviceForest::from_ensemble(tree, cpath)?;
+    let mlp = spec.anomaly_path().map(|p| DeviceMlp::load(&p, width)).transpose()?;
+    Ok(Classifier::Cuda(Box::new(crate::gpu::CudaScorer::new(forest, mlp, width)?)))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_classifier(_: &ModelSpec, _: &Path, _: &TreeEnsemble, _: usize) -> Result<Classifier, InferenceError> {
+    Err(crate::gpu::GpuError::NotCompiled.into())
 }
 
 /// The tensor of per-feature squared errors in an autoencoder graph that outputs one score:

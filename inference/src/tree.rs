@@ -18,11 +18,11 @@ mod ablation;
 pub use ablation::Ablation;
 
 /// A reference to a child: a branch index, or a leaf index with the top bit set.
-const LEAF: u32 = 1 << 31;
+pub(crate) const LEAF: u32 = 1 << 31;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-enum Cmp {
+pub(crate) enum Cmp {
     Leq,
     Lt,
     Gte,
@@ -33,13 +33,13 @@ enum Cmp {
 
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
-struct Branch {
-    threshold: f32,
-    feature: u16,
-    cmp: Cmp,
-    nan_true: bool,
-    on_true: u32,
-    on_false: u32,
+pub(crate) struct Branch {
+    pub(crate) threshold: f32,
+    pub(crate) feature: u16,
+    pub(crate) cmp: Cmp,
+    pub(crate) nan_true: bool,
+    pub(crate) on_true: u32,
+    pub(crate) on_false: u32,
 }
 
 impl Branch {
@@ -66,7 +66,7 @@ impl Branch {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Post {
+pub(crate) enum Post {
     None,
     Softmax,
     Logistic,
@@ -82,15 +82,16 @@ pub enum ClassLabels {
 /// A tree ensemble classifier in flat arrays.
 #[derive(Debug, Clone)]
 pub struct TreeEnsemble {
-    roots: Vec<u32>,
-    branches: Vec<Branch>,
+    // The GPU layout (`gpu/layout.rs`) is built from these.
+    pub(crate) roots: Vec<u32>,
+    pub(crate) branches: Vec<Branch>,
     /// Leaf `i` owns `weights[leaf_start[i]..leaf_start[i + 1]]`.
-    leaf_start: Vec<u32>,
-    leaf_class: Vec<u32>,
-    leaf_weight: Vec<f32>,
-    base: Vec<f32>,
-    post: Post,
-    binary_layout: bool,
+    pub(crate) leaf_start: Vec<u32>,
+    pub(crate) leaf_class: Vec<u32>,
+    pub(crate) leaf_weight: Vec<f32>,
+    pub(crate) base: Vec<f32>,
+    pub(crate) post: Post,
+    pub(crate) binary_layout: bool,
     n_classes: usize,
     n_features: usize,
     labels: ClassLabels,
@@ -510,7 +511,7 @@ impl Lockstep {
 }
 
 /// The largest float below `t`: `x < t` is `x <= next_down(t)` for every non-NaN `x`.
-fn next_down(t: f32) -> f32 {
+pub(crate) fn next_down(t: f32) -> f32 {
     if t.is_nan() || t == f32::NEG_INFINITY {
         t
     } else if t == 0.0 {

@@ -484,7 +484,7 @@ pub fn run_live_reloadable<I: Inspector>(
                     counts.merge(&w.ml_shadow);
                 }
                 telemetry.record_scoring(ScoringSample {
-                    backend: "cpu".into(),
+                    backend: model.as_ref().map_or("cpu", |m| m.backend).to_string(),
                     backend_note: None,
                     model: active,
                     previous_model: previous,

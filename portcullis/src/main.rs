@@ -8,7 +8,8 @@ use clap::{Args, Parser, Subcommand};
 use portcullis::inspect::Detect;
 use portcullis::ml::AlertLimit;
 use portcullis::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};
-use portcullis_config::{Config, EventType};
+use portcullis_config::{Config, EventType, MlBackend};
+use portcullis_inference::BackendChoice;
 
 mod rules_cmd;
 mod run_cmd;
@@ -17,9 +18,21 @@ mod run_cmd;
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about, propagate_version = true)]
 struct Cli {
+    /// Where `replay` and `run` score flows: auto (the GPU when built with CUDA and a driver
+    /// and device are present, else the CPU, saying why), cpu, tract, or cuda (an error
+    /// without a GPU) [default: the config's ml.backend, else auto].
+    #[arg(long, global = true, value_name = "auto|cpu|tract|cuda", value_parser = parse_backend)]
+    backend: Option<BackendChoice>,
     #[command(subcommand)]
     command: Command,
 }
+
+fn parse_backend(s: &str) -> Result<BackendChoice, String> {
+    s.parse().map_err(|e: portcullis_inference::InferenceError| e.to_string())
+}
+
+/// `--backend`, read by `model_dir` when a model is going to score flows.
+static BACKEND_FLAG: std::sync::OnceLock<Option<BackendChoice>> = std::sync::OnceLock::new();
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -135,6 +148,7 @@ struct ReplayArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = BACKEND_FLAG.set(cli.backend);
     let r = match cli.command {
         Command::Replay(a) => replay(a),
         Command::CheckConfig { config } => check_config(&config),
@@ -299,7 +313,22 @@ pub(crate) fn alert_limit(cfg: &Config) -> Option<AlertLimit> {
 /// The model to score flows with: `--model`, else the config's `ml.model` (from the working
 /// directory, then from the config file's directory), else the newest bundled one. `None`
 /// with `--no-ml` or `ml.enabled: no`, and, said in one line, when no bundled model is found.
+/// When there is a model, also chooses where it scores (`--backend`, else `ml.backend`).
 pub(crate) fn model_dir(no_ml: bool, model: Option<&PathBuf>, config: Option<&PathBuf>, cfg: &Config) -> anyhow::Result<Option<PathBuf>> {
+    let dir = find_model_dir(no_ml, model, config, cfg)?;
+    if dir.is_some() {
+        let choice = BACKEND_FLAG.get().copied().flatten().unwrap_or(match cfg.ml.backend {
+            MlBackend::Auto => BackendChoice::Auto,
+            MlBackend::Cpu => BackendChoice::Cpu,
+            MlBackend::Tract => BackendChoice::Tract,
+            MlBackend::Cuda => BackendChoice::Cuda,
+        });
+        portcullis::ml::select_backend(choice).context("cannot score on the GPU as asked (--backend cuda or ml.backend: cuda)")?;
+    }
+    Ok(dir)
+}
+
+fn find_model_dir(no_ml: bool, model: Option<&PathBuf>, config: Option<&PathBuf>, cfg: &Config) -> anyhow::Result<Option<PathBuf>> {
     if no_ml || (!cfg.ml.enabled && model.is_none()) {
         return Ok(None);
     }

@@ -13,13 +13,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use portcullis_common::{PacketMeta, Timestamp};
 use portcullis_eve::{AlertRule, MlFeature, MlVerdict};
 use portcullis_flowtable::{FeatureExport, FlowRecord, FlowSnapshot, FlowTable, Update, FEATURE_NAMES, N_FEATURES};
-use portcullis_inference::{newest_version, Backend, Contribution, DriftCounts, DriftReference, FeatureBatch, InferenceError, Scorer};
+use portcullis_inference::{choose_backend, newest_version, Backend, BackendChoice, Contribution, DriftCounts, DriftReference, FeatureBatch, InferenceError, Scorer};
 
 /// The `gid` of every model alert: no Suricata rule uses it (Suricata's own generators stop
 /// well below), so a consumer tells model alerts from rule alerts by it.
@@ -54,6 +54,8 @@ pub struct MlModel {
     /// The training distribution live flows are compared with (`drift.yaml`), or why there
     /// is none.
     pub drift: Result<Arc<DriftReference>, String>,
+    /// What scores it: `cpu`, `tract` or `cuda`.
+    pub backend: &'static str,
 }
 
 /// Which of the model's detectors raised an alert, and so which signature it carries.
@@ -117,6 +119,24 @@ impl MlModel {
     }
 }
 
+/// The scoring backend `load_model` uses, chosen once per process by [`select_backend`];
+/// unset (library callers, tests), the CPU's native evaluator.
+static BACKEND: OnceLock<(Backend, BackendChoice)> = OnceLock::new();
+
+/// Chooses where flows are scored, once at start: for `auto`, CUDA when it is built in and a
+/// driver and device are present, else the CPU, with one line on stderr saying which and
+/// why. `cuda` without a usable GPU is an error. Later calls keep the first choice.
+pub fn select_backend(choice: BackendChoice) -> Result<Backend, InferenceError> {
+    if let Some(&(b, _)) = BACKEND.get() {
+        return Ok(b);
+    }
+    let (backend, line) = choose_backend(choice)?;
+    if let Some(l) = line {
+        eprintln!("{l}");
+    }
+    Ok(BACKEND.get_or_init(|| (backend, choice)).0)
+}
+
 /// A model that could not be loaded, with where it was looked for.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot load the model in {dir}: {source}")]
@@ -133,8 +153,19 @@ pub fn load_model(dir: &Path, workers: usize) -> Result<(Arc<MlModel>, Vec<Score
     let spec_path = if dir.is_dir() { dir.join("model.yaml") } else { dir.to_path_buf() };
     let err = |source| ModelError { dir: dir.to_path_buf(), source };
     let mut scorers = Vec::with_capacity(workers.max(1));
+    let (mut backend, choice) = BACKEND.get().copied().unwrap_or((Backend::Native, BackendChoice::Cpu));
     for _ in 0..workers.max(1) {
-        scorers.push(Scorer::load(&spec_path, &FEATURE_NAMES, Backend::Native).map_err(err)?);
+        match Scorer::load(&spec_path, &FEATURE_NAMES, backend) {
+            Ok(s) => scorers.push(s),
+            // `auto` picked the GPU, but this model cannot run there (an op without a kernel
+            // step): the CPU scores it, said once.
+            Err(InferenceError::Gpu(why)) if choice == BackendChoice::Auto && scorers.is_empty() => {
+                eprintln!("scoring on the CPU after all: {why}");
+                backend = Backend::Native;
+                scorers.push(Scorer::load(&spec_path, &FEATURE_NAMES, backend).map_err(err)?);
+            }
+            Err(e) => return Err(err(e)),
+        }
     }
     let spec = scorers[0].spec();
     let mut signatures: Vec<String> = spec.classes.iter().map(|c| format!("ML {c}")).collect();
@@ -146,6 +177,11 @@ pub fn load_model(dir: &Path, workers: usize) -> Result<(Arc<MlModel>, Vec<Score
     };
     let model = MlModel {
         drift,
+        backend: match backend {
+            Backend::Native => "cpu",
+            Backend::Tract => "tract",
+            Backend::Cuda => "cuda",
+        },
         dir: dir.to_path_buf(),
         name: spec.name.clone(),
         version: spec.version.clone(),
@@ -570,6 +606,7 @@ mod tests {
             anomaly_threshold: Some(0.75),
             signatures: vec!["ML BENIGN".into(), "ML DoS Hulk".into(), "ML Portscan".into(), "ML anomaly".into()],
             drift: Err("test model".into()),
+            backend: "cpu",
         }
     }
 
