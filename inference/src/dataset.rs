@@ -27,6 +27,28 @@ impl Dataset {
         &self.values[i * self.width..(i + 1) * self.width]
     }
 
+    /// Every row of every CSV file in `dir`, by the first file's header: the feature names
+    /// (in column order) and the rows.
+    pub fn read_dir(dir: &Path) -> Result<(Vec<String>, Dataset), InferenceError> {
+        let names = header_feature_names(dir)?;
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut all = Dataset::default();
+        for f in csv_files(dir) {
+            all.read_csv(&f, &refs, usize::MAX)?;
+        }
+        Ok((names, all))
+    }
+
+    /// Every `step`-th row as a batch to score (ids are row indices).
+    pub fn batch(&self, step: usize) -> crate::FeatureBatch {
+        let step = step.max(1);
+        let mut b = crate::FeatureBatch::with_capacity(self.width, self.len() / step + 1);
+        for i in (0..self.len()).step_by(step) {
+            b.push(i as u64, self.row(i));
+        }
+        b
+    }
+
     /// Appends the rows of one CSV file (header line first), taking the columns `names` in
     /// that order and the `Label` column. At most `limit` rows. A field that does not parse
     /// as a number (empty, `NaN`, `Infinity`) is read as NaN or infinity, as Rust parses it,

@@ -169,24 +169,12 @@ fn kernels_on_the_cpu_shim_match_the_cpu_scorer_on_the_shipped_model_and_cicids_
         eprintln!("skipping: no shipped model under {}", root.display());
         return;
     };
-    let names = dataset::header_feature_names(&dir).unwrap();
+    let (names, all) = Dataset::read_dir(&dir).unwrap();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut all = Dataset::default();
-    for f in dataset::csv_files(&dir) {
-        all.read_csv(&f, &refs, usize::MAX).unwrap();
-    }
-    let mut every = FeatureBatch::with_capacity(all.width, all.len());
-    for i in 0..all.len() {
-        every.push(i as u64, all.row(i));
-    }
     // Every flow against the native forest (itself checked against tract) and tract's
     // autoencoder; every 16th against tract's tree operator, which takes milliseconds a row.
-    let (n_all, dp_native, da) = compare(&spec, &refs, &every, Backend::Native);
-    let mut strided = FeatureBatch::with_capacity(all.width, all.len() / 16 + 1);
-    for i in (0..all.len()).step_by(16) {
-        strided.push(i as u64, all.row(i));
-    }
-    let (n_tract, dp_tract, _) = compare(&spec, &refs, &strided, Backend::Tract);
+    let (n_all, dp_native, da) = compare(&spec, &refs, &all.batch(1), Backend::Native);
+    let (n_tract, dp_tract, _) = compare(&spec, &refs, &all.batch(16), Backend::Tract);
     assert!(n_all > 10_000 && n_tract > 2_000, "{n_all} and {n_tract} flows");
     eprintln!(
         "{}: {n_all} flows vs native+tract: max |Δp| {dp_native:e}, max |Δanomaly| {da:e}; {n_tract} flows vs tract: max |Δp| {dp_tract:e}",

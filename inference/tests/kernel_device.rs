@@ -63,15 +63,7 @@ fn the_gpu_scores_as_the_cpu_does() {
         eprintln!("skipping the shipped model: no CIC-IDS2017 flows under $PORTCULLIS_DATA or no bundled model");
         return;
     };
-    let names = dataset::header_feature_names(&dir).unwrap();
+    let (names, all) = Dataset::read_dir(&dir).unwrap();
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let mut all = Dataset::default();
-    for f in dataset::csv_files(&dir) {
-        all.read_csv(&f, &refs, usize::MAX).unwrap();
-    }
-    let mut b = FeatureBatch::with_capacity(all.width, all.len());
-    for i in 0..all.len() {
-        b.push(i as u64, all.row(i));
-    }
-    agree(&spec.join("model.yaml"), &refs, &b);
+    agree(&spec.join("model.yaml"), &refs, &all.batch(1));
 }

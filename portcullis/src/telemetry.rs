@@ -16,7 +16,7 @@ use portcullis_api::{
     Traffic,
 };
 use portcullis_dataplane::live::PortStats;
-use portcullis_flowtable::{LiveFlow, TcpState};
+use portcullis_flowtable::LiveFlow;
 use serde_json::Value;
 
 use crate::policy::PolicyHandle;
@@ -467,26 +467,9 @@ fn flow_row(f: &LiveFlow, app: Option<&'static str>, ml: Option<&(String, f32)>,
         packets: f.flow.pkts_toserver + f.flow.pkts_toclient,
         bytes: f.flow.bytes_toserver + f.flow.bytes_toclient,
         age_secs: ((now_us - f.flow.start.0).max(0) as f64 / 1e6).min(1e9),
-        state: (k.proto == 6).then(|| tcp_state_name(f.tcp_state).to_string()),
+        state: (k.proto == 6).then(|| f.tcp_state.as_str().to_string()),
         ml_class: ml.map(|m| m.0.clone()),
         ml_score: ml.map(|m| m.1),
-    }
-}
-
-/// Suricata's names for the TCP states, as its flow events write them.
-fn tcp_state_name(t: TcpState) -> &'static str {
-    match t {
-        TcpState::None => "none",
-        TcpState::SynSent => "syn_sent",
-        TcpState::SynRecv => "syn_recv",
-        TcpState::Established => "established",
-        TcpState::FinWait1 => "fin_wait1",
-        TcpState::FinWait2 => "fin_wait2",
-        TcpState::CloseWait => "close_wait",
-        TcpState::Closing => "closing",
-        TcpState::LastAck => "last_ack",
-        TcpState::TimeWait => "time_wait",
-        TcpState::Closed => "closed",
     }
 }
 

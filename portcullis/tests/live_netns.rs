@@ -55,6 +55,17 @@ impl Lab {
         Lab { client, bridge, server, dir: tempfile::tempdir().unwrap() }
     }
 
+    /// client —c0/s0— server, for a daemon tapping s0 in the server's namespace (the
+    /// bridge namespace stays empty).
+    fn tap(tag: &str) -> Lab {
+        let client = Netns::new(&format!("{tag}c")).unwrap();
+        let server = Netns::new(&format!("{tag}s")).unwrap();
+        veth(&client, "c0", &server, "s0").unwrap();
+        client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
+        server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
+        Lab { client, bridge: Netns::new(&format!("{tag}x")).unwrap(), server, dir: tempfile::tempdir().unwrap() }
+    }
+
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -363,12 +374,7 @@ fn models_swap_in_shadow_promote_and_roll_back_while_the_daemon_runs() {
     }
     let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/models/cicids2017");
     let (v3, v2) = (models.join("v3"), models.join("v2"));
-    let client = Netns::new("lvmc").unwrap();
-    let server = Netns::new("lvms").unwrap();
-    veth(&client, "c0", &server, "s0").unwrap();
-    client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
-    server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
-    let lab = Lab { client, bridge: Netns::new("lvmx").unwrap(), server, dir: tempfile::tempdir().unwrap() };
+    let lab = Lab::tap("lvm");
     // Closed connections end (and are scored) at once rather than after Suricata's 60 s.
     let cfg = config("flow-timeouts:\n  tcp:\n    new: 60\n    established: 600\n    closed: 0\n");
     let Some(d) = Daemon::start(&lab.server, lab.dir.path(), &cfg, &["--iface", "s0", "--capture", "afpacket", "--model", v3.to_str().unwrap()]) else {
@@ -417,12 +423,7 @@ fn sighup_reopens_the_eve_file_for_logrotate_and_reloads_the_rules() {
     if !can_run("sighup_reopens_the_eve_file_for_logrotate_and_reloads_the_rules") {
         return;
     }
-    let client = Netns::new("lvhc").unwrap();
-    let server = Netns::new("lvhs").unwrap();
-    veth(&client, "c0", &server, "s0").unwrap();
-    client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
-    server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
-    let lab = Lab { client, bridge: Netns::new("lvhx").unwrap(), server, dir: tempfile::tempdir().unwrap() };
+    let lab = Lab::tap("lvh");
     let rules = lab.path("hup.rules");
     std::fs::write(&rules, "alert udp any any -> any 9401 (msg:\"before\"; sid:21; rev:1;)\n").unwrap();
     let Some(mut d) = Daemon::start(&lab.server, lab.dir.path(), &config(""), &["--iface", "s0", "--capture", "afpacket", "--rules", rules.to_str().unwrap()]) else {
@@ -461,12 +462,7 @@ fn tap_with_af_packet_sees_both_directions_and_leaves_traffic_alone() {
         return;
     }
     // client —c0/s0— server, the daemon tapping s0 in the server's namespace.
-    let client = Netns::new("lvtc").unwrap();
-    let server = Netns::new("lvts").unwrap();
-    veth(&client, "c0", &server, "s0").unwrap();
-    client.link_up("c0", CLIENT_MAC, Some(&format!("{CLIENT}/24"))).unwrap();
-    server.link_up("s0", SERVER_MAC, Some(&format!("{SERVER}/24"))).unwrap();
-    let lab = Lab { client, bridge: Netns::new("lvtx").unwrap(), server, dir: tempfile::tempdir().unwrap() };
+    let lab = Lab::tap("lvt");
     let Some(mut d) = Daemon::start(&lab.server, lab.dir.path(), &config(""), &["--iface", "s0", "--capture", "afpacket"]) else {
         return;
     };
