@@ -11,6 +11,7 @@ use portcullis::{run_replay, run_replay_with, ReplayOptions, ReplaySummary};
 use portcullis_config::{Config, EventType, MlBackend};
 use portcullis_inference::BackendChoice;
 
+mod replay_console;
 mod rules_cmd;
 mod run_cmd;
 
@@ -144,6 +145,11 @@ struct ReplayArgs {
     /// enforced.
     #[arg(long)]
     policy: bool,
+    /// Show the live console (as `portcullis console` does for the daemon) while the capture
+    /// replays at full speed, and keep it open on the final state until `q`; the summary is
+    /// printed once it closes. EVE is written as usual. Needs a terminal on stdout.
+    #[arg(long, conflicts_with = "summary_json")]
+    console: bool,
 }
 
 fn main() -> ExitCode {
@@ -260,10 +266,25 @@ fn features(a: FeaturesArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        !a.console || std::io::stdout().is_terminal(),
+        "--console draws the console on stdout, which is not a terminal: run it in a terminal, or without --console"
+    );
     let cfg = load_config(a.config.as_ref())?;
     // The config's `rule-files`, then each `--rules` in order.
     let rule_files: Vec<PathBuf> = cfg.rule_paths().into_iter().chain(a.rules.iter().cloned()).collect();
-    let engine = if rule_files.is_empty() { None } else { Some(Arc::new(load_engine(&cfg, &rule_files, a.quiet)?)) };
+    let console = a.console.then(portcullis::replay::ReplayConsole::new);
+    let engine = match (rule_files.is_empty(), &console) {
+        (true, _) => None,
+        (false, None) => Some(Arc::new(load_engine(&cfg, &rule_files, a.quiet)?)),
+        (false, Some(c)) => {
+            // The console's rules pane, and the rule text shown on inspection.
+            let (engine, info, origins) = load_engine_info(&cfg, &rule_files, a.quiet)?;
+            c.telemetry.set_rules(info);
+            c.telemetry.set_rule_origins(origins);
+            Some(Arc::new(engine))
+        }
+    };
     let model = model_dir(a.no_ml, a.model.as_ref(), a.config.as_ref(), &cfg)?;
     let threads = a
         .threads
@@ -271,6 +292,10 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let eve_cfg = &cfg.outputs.eve_log;
     let eve = if a.no_eve || !eve_cfg.enabled { None } else { Some(a.eve.clone().unwrap_or_else(|| eve_cfg.filename.clone())) };
+    anyhow::ensure!(
+        !(a.console && eve.as_ref().is_some_and(|e| e.as_os_str() == "-")),
+        "--console draws on stdout: write EVE to a file (--eve FILE), not to stdout"
+    );
     let opts = ReplayOptions {
         inputs: a.captures.clone(),
         threads,
@@ -283,16 +308,25 @@ fn replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         log_alerts: eve_cfg.types.contains(&EventType::Alert),
         log_drops: eve_cfg.types.contains(&EventType::Drop),
         simulate_ips: a.simulate_ips,
-        progress: !a.no_progress && std::io::stderr().is_terminal(),
+        progress: !a.no_progress && !a.console && std::io::stderr().is_terminal(),
         model,
         ml_alert_limit: alert_limit(&cfg),
         policy: a.policy.then(|| (cfg.policy.clone(), cfg.policy_allowlist())),
+        console,
     };
-    let s = match engine {
-        Some(e) => run_replay_with(&opts, Some(e)),
-        None => run_replay(&opts),
-    }
-    .context("replay failed")?;
+    let s = if a.console {
+        let s = replay_console::run(opts, engine)?;
+        for w in &s.warnings_held {
+            eprintln!("{w}");
+        }
+        s
+    } else {
+        match engine {
+            Some(e) => run_replay_with(&opts, Some(e)),
+            None => run_replay(&opts),
+        }
+        .context("replay failed")?
+    };
     if a.summary_json {
         println!("{}", summary_json(&s, threads));
     } else if !a.quiet {

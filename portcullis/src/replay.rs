@@ -2,7 +2,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use portcullis_stream::{Reassembler, StreamConfig, StreamStats};
 
 use crate::inspect::{Action, Alert, Inspector, NoRules, PacketInput};
 use crate::ml::{load_model, AlertLimit, AlertLimiter, MlAlert, MlKind, MlModel, MlSummary, MlWorkerStats, ModelError, WorkerMl};
+use crate::telemetry::{FlowSample, PortSample, ScoringSample, Telemetry, FLOWS_PER_WORKER};
 use portcullis_policy::playbook::RuleAction;
 use portcullis_policy::{Allowlist, Mode, PolicyConfig, PolicyEngine, PolicyStats, Trigger, TriggerKind};
 
@@ -51,6 +53,10 @@ pub struct ReplayOptions {
     /// Run this policy's playbook, in dry-run, over the alerts written, and write its
     /// decisions as EVE `decision` events (with the allowlist; nothing is enforced).
     pub policy: Option<(PolicyConfig, Allowlist)>,
+    /// Feed this console view as the replay runs (`replay --console`): every alert, and once
+    /// a second of wall time the traffic so far, the workers' flows and the scoring. `None`
+    /// (the default) costs nothing and changes nothing in what is written.
+    pub console: Option<ReplayConsole>,
 }
 
 impl Default for ReplayOptions {
@@ -71,6 +77,144 @@ impl Default for ReplayOptions {
             model: None,
             ml_alert_limit: Some(AlertLimit::default()),
             policy: None,
+            console: None,
+        }
+    }
+}
+
+/// What the console sees of a running replay: the [`Telemetry`] the replay feeds, the
+/// capture's clock, and whether the replay has ended. Cloned handles share all three.
+#[derive(Debug, Clone)]
+pub struct ReplayConsole {
+    pub telemetry: Telemetry,
+    /// Packet time (µs) of the newest packet read at the last sample: a replay's flows are
+    /// as old as the capture says, not as old as the wall clock says.
+    clock: Arc<AtomicI64>,
+    ended: Arc<OnceLock<ReplayEnd>>,
+}
+
+/// How a replay ended, for the console's title.
+#[derive(Debug, Clone, Copy)]
+struct ReplayEnd {
+    failed: bool,
+    secs: u64,
+}
+
+impl ReplayConsole {
+    /// A view of a replay not started yet: source `replay`, capture mode `file`.
+    pub fn new() -> ReplayConsole {
+        ReplayConsole { telemetry: Telemetry::new("replay", "file", false, None), clock: Arc::new(AtomicI64::new(i64::MIN)), ended: Arc::default() }
+    }
+
+    /// Whether the replay has ended (and its final figures are in).
+    pub fn ended(&self) -> bool {
+        self.ended.get().is_some()
+    }
+
+    fn end(&self, failed: bool, elapsed: Duration) {
+        let _ = self.ended.set(ReplayEnd { failed, secs: elapsed.as_secs() });
+    }
+
+    /// The console's view now. Once the replay has ended the source reads `replay finished`
+    /// (or `replay failed`) and the uptime stops at the replay's duration; flow ages are
+    /// measured on the capture's clock.
+    pub fn snapshot(&self) -> portcullis_api::Snapshot {
+        let mut s = self.telemetry.snapshot(None);
+        if let Some(e) = self.ended.get() {
+            s.source = if e.failed { "replay failed" } else { "replay finished" }.to_string();
+            s.uptime_secs = e.secs;
+        }
+        let clock = self.clock.load(Ordering::Relaxed);
+        if clock != i64::MIN {
+            // The telemetry measures ages against the wall clock; the capture's newest packet
+            // is the replay's "now".
+            let behind = s.at - clock as f64 / 1e6;
+            for f in &mut s.flows {
+                f.age_secs = (f.age_secs - behind).max(0.0);
+            }
+        }
+        s
+    }
+}
+
+impl Default for ReplayConsole {
+    fn default() -> Self {
+        ReplayConsole::new()
+    }
+}
+
+/// How often the console's figures are taken, in wall time.
+const CONSOLE_TICK: Duration = Duration::from_secs(1);
+
+/// What a worker last showed the console of its shard: its flows and, with a model, the
+/// flows it scored so far and the latency of each scoring call since the last fold.
+#[derive(Debug, Default)]
+struct WorkerSample {
+    flows: FlowSample,
+    scored: u64,
+    latencies: Vec<u32>,
+}
+
+/// One slot per worker. Each worker writes its own at most once a [`CONSOLE_TICK`] (and once
+/// more at the end of the capture); the reader folds them into the telemetry. Nothing else
+/// crosses the reader/worker protocol, so a replay without a console is unchanged.
+type WorkerSamples = Arc<Mutex<Vec<WorkerSample>>>;
+
+fn put_sample<I: Inspector>(shard: &mut Shard<I>, i: usize, slots: &WorkerSamples) {
+    let (scored, latencies) = shard.take_ml_sample().unwrap_or_default();
+    let flows = shard.flow_sample(FLOWS_PER_WORKER);
+    // A panic elsewhere while holding the lock leaves figures, not invariants.
+    let mut s = slots.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(slot) = s.get_mut(i) {
+        slot.flows = flows;
+        slot.scored = scored;
+        slot.latencies.extend(latencies);
+    }
+}
+
+/// The reader's side of the console: folds the packets read so far and the workers' samples
+/// into the telemetry once a second.
+struct ConsoleFeed {
+    console: ReplayConsole,
+    samples: WorkerSamples,
+    /// The model, as the console names it (`name version`), when flows are scored.
+    model: Option<String>,
+    calls: u64,
+    next: Instant,
+}
+
+impl ConsoleFeed {
+    fn due(&self) -> bool {
+        Instant::now() >= self.next
+    }
+
+    fn fold(&mut self, file: &std::path::Path, decoder: &DecodeStats, clock: Timestamp) {
+        let now = Instant::now();
+        self.next = now + CONSOLE_TICK;
+        self.console.clock.store(clock.0, Ordering::Relaxed);
+        let name = file.file_name().map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let stats = portcullis_dataplane::live::PortStats { packets: decoder.pkts, bytes: decoder.bytes, ..Default::default() };
+        let t = &self.console.telemetry;
+        // A file drops nothing; with --simulate-ips the blocked packets are in the summary.
+        t.record_ports(now, &[PortSample { name, stats, backlog: 0 }], Vec::new(), 0);
+        let (flows, scored, latencies) = {
+            let mut s = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+            let flows: Vec<FlowSample> = s.iter().map(|w| w.flows.clone()).collect();
+            let scored: u64 = s.iter().map(|w| w.scored).sum();
+            let latencies: Vec<u32> = s.iter_mut().flat_map(|w| std::mem::take(&mut w.latencies)).collect();
+            (flows, scored, latencies)
+        };
+        t.record_flows(now, flows);
+        if let Some(model) = &self.model {
+            self.calls += latencies.len() as u64;
+            t.record_scoring(ScoringSample {
+                backend: "cpu".into(),
+                model: model.clone(),
+                flows_scored: scored,
+                calls: self.calls,
+                latencies_us: latencies,
+                ..ScoringSample::default()
+            });
         }
     }
 }
@@ -99,6 +243,9 @@ pub struct ReplaySummary {
     pub app_layer: Option<AppStats>,
     /// What the dry-run policy decided, with `policy`.
     pub policy: Option<PolicyStats>,
+    /// Warnings not printed because a console held the terminal (`console`), for the caller
+    /// to print once it has closed.
+    pub warnings_held: Vec<String>,
 }
 
 impl ReplaySummary {
@@ -728,13 +875,21 @@ fn worker<I: Inspector>(
     rx: Receiver<WorkerMsg>,
     tx: Sender<WorkerOut>,
     recycle: Sender<Batch>,
+    console: Option<(usize, WorkerSamples)>,
 ) -> (FlowStats, Option<MlWorkerStats>, AppStats) {
     let mut shard = Shard::new(cfg, engine, ml, ips);
+    let mut next_sample = Instant::now();
     for msg in rx {
         match msg {
             WorkerMsg::Batch { seq, watermark, mut batch } => {
                 let mut out = WorkerOut::new(seq);
                 shard.process(&batch, watermark, &mut out);
+                if let Some((i, slots)) = &console {
+                    if Instant::now() >= next_sample {
+                        next_sample = Instant::now() + CONSOLE_TICK;
+                        put_sample(&mut shard, *i, slots);
+                    }
+                }
                 batch.clear();
                 // A full return queue only means the reader has spares enough.
                 let _ = recycle.try_send(batch);
@@ -745,6 +900,11 @@ fn worker<I: Inspector>(
                 }
             }
             WorkerMsg::Finish { seq, now } => {
+                // The console's last view of the flows is the table at the end of the
+                // capture, before every flow is ended.
+                if let Some((i, slots)) = &console {
+                    put_sample(&mut shard, *i, slots);
+                }
                 let mut out = WorkerOut::new(seq);
                 shard.finish(now, &mut out);
                 let _ = tx.send(out);
@@ -1053,6 +1213,7 @@ fn writer<I: Inspector>(
     let mut pending: BTreeMap<u64, (usize, Vec<WorkerOut>)> = BTreeMap::new();
     let mut next = 0u64;
     let mut sink = EventSink::new(eve, WriteOptions::of(opts), engine);
+    sink.tap = opts.console.as_ref().map(|c| c.telemetry.clone());
     // A replay enforces nothing: the playbook runs in dry-run (approvals stay pending) on the
     // packets' own clock, so its decisions depend only on the capture.
     let mut policy = opts.policy.as_ref().map(|(cfg, allow)| {
@@ -1098,8 +1259,19 @@ pub fn run_replay(opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
     run_replay_with::<NoRules>(opts, None)
 }
 
-/// Runs a replay to completion, inspecting every packet with `engine` when given.
+/// Runs a replay to completion, inspecting every packet with `engine` when given. With
+/// `opts.console`, the console's view is fed as the replay runs and marked ended when it
+/// returns, whether it succeeded or not.
 pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>>) -> Result<ReplaySummary, ReplayError> {
+    let started = Instant::now();
+    let r = replay(opts, engine);
+    if let Some(c) = &opts.console {
+        c.end(r.is_err(), started.elapsed());
+    }
+    r
+}
+
+fn replay<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>>) -> Result<ReplaySummary, ReplayError> {
     let started = Instant::now();
     let files = capture_files(&opts.inputs)?;
     let n = opts.threads.max(1);
@@ -1130,6 +1302,7 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     // Processed batches come back here; every worker channel holds at most 8 and each worker
     // works on one, so this never has to turn one away in steady state.
     let (recycle_tx, recycle_rx) = bounded::<Batch>(n * 10);
+    let samples: Option<WorkerSamples> = opts.console.as_ref().map(|_| Arc::new(Mutex::new((0..n).map(|_| WorkerSample::default()).collect())));
     let mut txs = Vec::with_capacity(n);
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
@@ -1139,11 +1312,12 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
         let engine = engine.clone();
         let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
         let ips = opts.simulate_ips;
+        let console = samples.clone().map(|s| (i, s));
         txs.push(tx);
         handles.push(
             thread::Builder::new()
                 .name(format!("flow-worker-{i}"))
-                .spawn(move || worker(flow_cfg, engine, ml, ips, rx, out_tx, recycle))
+                .spawn(move || worker(flow_cfg, engine, ml, ips, rx, out_tx, recycle, console))
                 .expect("spawn worker thread"),
         );
     }
@@ -1163,6 +1337,15 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     };
 
     let mut decoder = Decoder::new(opts.decoder);
+    // A console draws on the terminal: warnings wait until it has closed.
+    let console = opts.console.is_some();
+    let warn = |summary: &mut ReplaySummary, bar: &indicatif::ProgressBar, line: String| {
+        if console {
+            summary.warnings_held.push(line);
+        } else {
+            bar.suspend(|| eprintln!("{line}"));
+        }
+    };
     let mut summary = ReplaySummary { files: files.len(), ..Default::default() };
     let mut batches: Vec<Batch> = (0..n).map(|_| Batch::default()).collect();
     // Only inspection reads packet bytes.
@@ -1173,12 +1356,25 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     let mut pcap_cnt = 0u64;
     let mut done_bytes = 0u64;
     let mut dead = false;
+    let mut feed = opts.console.clone().zip(samples).map(|(console, samples)| ConsoleFeed {
+        console,
+        samples,
+        model: model.as_ref().map(|m| format!("{} {}", m.name, m.version)),
+        calls: 0,
+        next: Instant::now(),
+    });
+    let mut last_file: &std::path::Path = files.first().map_or(std::path::Path::new(""), |f| f.as_path());
+    // Zero counters first, so even a replay shorter than a second shows a rate.
+    if let Some(f) = feed.as_mut() {
+        f.fold(last_file, &decoder.stats, watermark);
+    }
 
     'files: for path in &files {
+        last_file = path.as_path();
         let mut cf = match CaptureFile::open(path) {
             Ok(c) => c,
             Err(e) => {
-                bar.suspend(|| eprintln!("warning: {e}"));
+                warn(&mut summary, &bar, format!("warning: {e}"));
                 summary.capture_errors.push(e.to_string());
                 continue;
             }
@@ -1189,7 +1385,7 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
                 Ok(Some(f)) => f,
                 Ok(None) => break,
                 Err(e) => {
-                    bar.suspend(|| eprintln!("warning: {e}"));
+                    warn(&mut summary, &bar, format!("warning: {e}"));
                     summary.capture_errors.push(e.to_string());
                     break;
                 }
@@ -1207,7 +1403,7 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
                 Decoded::Unsupported if !warned_link => {
                     warned_link = true;
                     let link = frame.link;
-                    bar.suspend(|| eprintln!("warning: {}: link type {link:?} is not supported; its packets are counted, not decoded", path.display()));
+                    warn(&mut summary, &bar, format!("warning: {}: link type {link:?} is not supported; its packets are counted, not decoded", path.display()));
                 }
                 _ => {}
             }
@@ -1221,6 +1417,9 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
                 seq += 1;
                 if seq.is_multiple_of(64) {
                     bar.set_position(done_bytes + cf.position());
+                }
+                if let Some(f) = feed.as_mut().filter(|f| f.due()) {
+                    f.fold(path, &decoder.stats, watermark);
                 }
             }
         }
@@ -1249,6 +1448,10 @@ pub fn run_replay_with<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>
     }
     let (eve, totals) = writer_handle.join().map_err(|_| ReplayError::WorkerPanic)??;
     bar.finish_and_clear();
+    // Every alert is published by now; the last fold shows the end of the capture.
+    if let Some(f) = feed.as_mut() {
+        f.fold(last_file, &decoder.stats, watermark);
+    }
 
     summary.packets = decoder.stats.pkts;
     summary.bytes = decoder.stats.bytes;
