@@ -160,15 +160,29 @@ struct WorkerSample {
 /// crosses the reader/worker protocol, so a replay without a console is unchanged.
 type WorkerSamples = Arc<Mutex<Vec<WorkerSample>>>;
 
-fn put_sample<I: Inspector>(shard: &mut Shard<I>, i: usize, slots: &WorkerSamples) {
-    let (scored, latencies) = shard.take_ml_sample().unwrap_or_default();
-    let flows = shard.flow_sample(FLOWS_PER_WORKER);
+/// A worker's way to the console: its index and everyone's slots, and how many of its
+/// scoring calls' latencies it has already put there.
+struct WorkerConsole {
+    index: usize,
+    slots: WorkerSamples,
+    latencies_put: usize,
+}
+
+/// Puts the worker's scoring figures in its slot, and its flows unless `flows` is false.
+fn put_sample<I: Inspector>(shard: &Shard<I>, c: &mut WorkerConsole, flows: bool) {
+    // The latencies stay with the shard: the replay's summary reports them all.
+    let (scored, all) = shard.ml_progress().unwrap_or_default();
+    let latencies = all.get(c.latencies_put..).unwrap_or_default();
+    c.latencies_put = all.len();
+    let flows = flows.then(|| shard.flow_sample(FLOWS_PER_WORKER));
     // A panic elsewhere while holding the lock leaves figures, not invariants.
-    let mut s = slots.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(slot) = s.get_mut(i) {
-        slot.flows = flows;
+    let mut s = c.slots.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(slot) = s.get_mut(c.index) {
+        if let Some(f) = flows {
+            slot.flows = f;
+        }
         slot.scored = scored;
-        slot.latencies.extend(latencies);
+        slot.latencies.extend_from_slice(latencies);
     }
 }
 
@@ -861,6 +875,12 @@ impl<I: Inspector> Shard<I> {
         self.ml.as_mut().map(|m| (m.stats.flows + m.stats.checkpoints, std::mem::take(&mut m.stats.latencies_us)))
     }
 
+    /// What the shard's scoring did so far: flows scored and every call's latency, left in
+    /// place (a replay's summary reports them).
+    fn ml_progress(&self) -> Option<(u64, &[u32])> {
+        self.ml.as_ref().map(|m| (m.stats.flows + m.stats.checkpoints, &m.stats.latencies_us[..]))
+    }
+
     fn into_stats(mut self) -> (FlowStats, Option<MlWorkerStats>, AppStats) {
         self.app_stats();
         (self.table.stats, self.ml.map(|m| m.stats), self.app)
@@ -868,26 +888,22 @@ impl<I: Inspector> Shard<I> {
 }
 
 fn worker<I: Inspector>(
-    cfg: FlowConfig,
-    engine: Option<Arc<I>>,
-    ml: Option<WorkerMl>,
-    ips: bool,
+    mut shard: Shard<I>,
     rx: Receiver<WorkerMsg>,
     tx: Sender<WorkerOut>,
     recycle: Sender<Batch>,
-    console: Option<(usize, WorkerSamples)>,
+    mut console: Option<WorkerConsole>,
 ) -> (FlowStats, Option<MlWorkerStats>, AppStats) {
-    let mut shard = Shard::new(cfg, engine, ml, ips);
     let mut next_sample = Instant::now();
     for msg in rx {
         match msg {
             WorkerMsg::Batch { seq, watermark, mut batch } => {
                 let mut out = WorkerOut::new(seq);
                 shard.process(&batch, watermark, &mut out);
-                if let Some((i, slots)) = &console {
+                if let Some(c) = console.as_mut() {
                     if Instant::now() >= next_sample {
                         next_sample = Instant::now() + CONSOLE_TICK;
-                        put_sample(&mut shard, *i, slots);
+                        put_sample(&shard, c, true);
                     }
                 }
                 batch.clear();
@@ -901,12 +917,16 @@ fn worker<I: Inspector>(
             }
             WorkerMsg::Finish { seq, now } => {
                 // The console's last view of the flows is the table at the end of the
-                // capture, before every flow is ended.
-                if let Some((i, slots)) = &console {
-                    put_sample(&mut shard, *i, slots);
+                // capture, before every flow is ended; its scoring figures count the flows
+                // scored as they end.
+                if let Some(c) = console.as_mut() {
+                    put_sample(&shard, c, true);
                 }
                 let mut out = WorkerOut::new(seq);
                 shard.finish(now, &mut out);
+                if let Some(c) = console.as_mut() {
+                    put_sample(&shard, c, false);
+                }
                 let _ = tx.send(out);
             }
         }
@@ -1312,12 +1332,12 @@ fn replay<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>>) -> Result<
         let engine = engine.clone();
         let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
         let ips = opts.simulate_ips;
-        let console = samples.clone().map(|s| (i, s));
+        let console = samples.clone().map(|slots| WorkerConsole { index: i, slots, latencies_put: 0 });
         txs.push(tx);
         handles.push(
             thread::Builder::new()
                 .name(format!("flow-worker-{i}"))
-                .spawn(move || worker(flow_cfg, engine, ml, ips, rx, out_tx, recycle, console))
+                .spawn(move || worker(Shard::new(flow_cfg, engine, ml, ips), rx, out_tx, recycle, console))
                 .expect("spawn worker thread"),
         );
     }

@@ -93,8 +93,8 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
     }
 
-    /// The console path minus the terminal: the demo capture replayed with the demo rules and
-    /// the console fed, then the final snapshot compared with the EVE written.
+    /// The console path minus the terminal: the demo capture replayed with the demo rules, the
+    /// bundled model and the console fed, then the final snapshot compared with the EVE written.
     #[test]
     fn the_final_snapshot_shows_what_the_replay_wrote() {
         let cfg = portcullis_config::Config::default();
@@ -109,6 +109,7 @@ mod tests {
             threads: 2,
             eve: Some(eve.path().to_path_buf()),
             console: Some(console.clone()),
+            model: portcullis::ml::bundled_model_dir(),
             ..ReplayOptions::default()
         };
         let mut link = ReplayLink { console: console.clone() };
@@ -136,6 +137,11 @@ mod tests {
         assert!(s.flows_active > 0 && !s.flows.is_empty() && !s.top_talkers.is_empty(), "{} flows, {} talkers", s.flows.len(), s.top_talkers.len());
         assert!(s.flows.iter().all(|f| f.age_secs < 60.0), "ages on the capture's clock (the capture lasts 22.5 s)");
         assert!(s.flows.iter().any(|f| f.app_proto.is_some()));
+        let ml = summary.ml.as_ref().expect("the bundled model (configs/models/cicids2017) scores the flows");
+        let sc = s.scoring.as_ref().expect("scoring shown with a model");
+        assert_eq!((sc.flows_scored, sc.batches), (ml.flows_scored + ml.checkpoints_scored, ml.score_calls));
+        assert!(sc.model.starts_with(&ml.model) && sc.latency_p99_ms > 0.0, "{sc:?}");
+        assert!(ml.score_calls > 0 && ml.latency_p99_us > 0, "the summary still has every call's latency: {ml:?}");
         assert!(s.rules.as_ref().is_some_and(|r| r.loaded > 0 && r.files == [rules.display().to_string()]));
     }
 

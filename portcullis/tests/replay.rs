@@ -293,3 +293,93 @@ fn a_bad_policy_is_refused_at_start_with_file_line_and_reason() {
         assert!(err.contains("policy.yaml") && err.contains("line 7") && err.contains("obliterate"), "{args:?}: {err}");
     }
 }
+
+/// `replay --console` draws on stdout: without a terminal there it stops at once, saying so,
+/// and it refuses `--summary-json` (which also writes to stdout) and EVE on stdout.
+#[test]
+fn replay_console_needs_a_terminal() {
+    let out = portcullis(&["replay", "--console", "--no-ml", "--no-eve", demo().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--console draws the console on stdout, which is not a terminal"), "{err}");
+    let out = portcullis(&["replay", "--console", "--summary-json", demo().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A tmux server on its own socket, killed (that server only) when the test ends.
+struct Tmux(String);
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux").arg("-L").arg(&self.0).args(args).output().unwrap()
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "console"]).stdout).into_owned()
+    }
+
+    /// Polls the screen until `pred` holds, up to `limit`; returns the last screen seen.
+    fn wait_for(&self, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let end = std::time::Instant::now() + limit;
+        loop {
+            let s = self.screen();
+            if pred(&s) || std::time::Instant::now() > end {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// The console in a real terminal: tmux runs `replay --console` on the demo capture with the
+/// demo rules and the bundled model at 80×24; the screen shows the replay finished, with its
+/// alerts and traffic, `q` closes it and the summary follows.
+#[test]
+fn replay_console_draws_in_a_terminal_and_quits_on_q() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("skipping: tmux not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (eve, err, status) = (dir.path().join("eve.json"), dir.path().join("stderr.txt"), dir.path().join("status"));
+    let script = format!(
+        "{bin} replay -c {cfg} --rules {rules} --threads 2 --eve {eve} --console {pcap} 2> {err}; echo $? > {status}; sleep 60",
+        bin = env!("CARGO_BIN_EXE_portcullis"),
+        cfg = root().join("configs/portcullis.yaml").display(),
+        rules = root().join("configs/rules/demo.rules").display(),
+        eve = eve.display(),
+        pcap = demo().display(),
+        err = err.display(),
+        status = status.display(),
+    );
+    let tmux = Tmux(format!("portcullis-test-{}", std::process::id()));
+    let started = tmux.cmd(&["new-session", "-d", "-s", "console", "-x", "80", "-y", "24", &script]);
+    assert!(started.status.success(), "{}", String::from_utf8_lossy(&started.stderr));
+    let screen = tmux.wait_for(Duration::from_secs(120), |s| s.contains("replay finished"));
+    assert!(screen.contains("replay finished"), "the console says the replay finished:\n{screen}");
+    assert!(screen.contains("demo.pcap"), "the capture pane names the file:\n{screen}");
+    // The alert pane's title counts every alert; its rows show the newest (model alerts,
+    // raised as the flows end with the capture).
+    let shown_total = screen.split("alerts · ").nth(1).and_then(|t| t.split(' ').next()).and_then(|n| n.parse::<usize>().ok());
+    assert!(screen.contains("ML Portscan"), "the alert pane shows alerts:\n{screen}");
+    assert!(!status.exists(), "the console stays open once the replay has finished");
+    tmux.cmd(&["send-keys", "-t", "console", "q"]);
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !status.exists() && std::time::Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let code = std::fs::read_to_string(&status).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err).unwrap_or_default();
+    assert_eq!(code.trim(), "0", "q ends the console and the replay exits cleanly:\n{stderr}");
+    assert!(stderr.contains("replayed 1 file(s)") && stderr.contains("alerts"), "the summary follows the console:\n{stderr}");
+    let alerts = events(&std::fs::read_to_string(&eve).unwrap()).iter().filter(|e| e["event_type"] == "alert").count();
+    assert!(alerts > 0, "EVE is written as usual");
+    assert_eq!(shown_total, Some(alerts), "the console counted every alert EVE has:\n{screen}");
+}
