@@ -191,8 +191,9 @@ fn put_sample<I: Inspector>(shard: &Shard<I>, c: &mut WorkerConsole, flows: bool
 struct ConsoleFeed {
     console: ReplayConsole,
     samples: WorkerSamples,
-    /// The model, as the console names it (`name version`), when flows are scored.
-    model: Option<String>,
+    /// The model, as the console names it (`name version`), and the backend it scores on,
+    /// when flows are scored.
+    model: Option<(String, &'static str)>,
     calls: u64,
     next: Instant,
 }
@@ -219,10 +220,10 @@ impl ConsoleFeed {
             (flows, scored, latencies)
         };
         t.record_flows(now, flows);
-        if let Some(model) = &self.model {
+        if let Some((model, backend)) = &self.model {
             self.calls += latencies.len() as u64;
             t.record_scoring(ScoringSample {
-                backend: "cpu".into(),
+                backend: backend.to_string(),
                 model: model.clone(),
                 flows_scored: scored,
                 calls: self.calls,
@@ -1379,7 +1380,7 @@ fn replay<I: Inspector>(opts: &ReplayOptions, engine: Option<Arc<I>>) -> Result<
     let mut feed = opts.console.clone().zip(samples).map(|(console, samples)| ConsoleFeed {
         console,
         samples,
-        model: model.as_ref().map(|m| format!("{} {}", m.name, m.version)),
+        model: model.as_ref().map(|m| (format!("{} {}", m.name, m.version), m.backend)),
         calls: 0,
         next: Instant::now(),
     });
