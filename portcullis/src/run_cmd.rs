@@ -148,12 +148,7 @@ pub fn model(c: ModelCommand) -> anyhow::Result<ExitCode> {
         ModelCommand::Promote { socket } => (json!({ "cmd": "promote-shadow" }), socket),
         ModelCommand::Rollback { socket } => (json!({ "cmd": "rollback-model" }), socket),
     };
-    let cfg = crate::load_config(socket.config.as_ref())?;
-    let path = socket_path(socket.socket.as_ref(), &cfg);
-    let r = control::request_within(&path, &req, Duration::from_secs(120))?;
-    if r["ok"] != true {
-        anyhow::bail!("{}", r["error"].as_str().unwrap_or("the daemon refused"));
-    }
+    let r = send_within(&socket, req, Duration::from_secs(120))?;
     println!("{}", r["message"].as_str().unwrap_or("done"));
     Ok(ExitCode::SUCCESS)
 }
@@ -237,13 +232,8 @@ impl portcullis_tui::Link for SocketLink {
 
 /// `portcullis reload`: the daemon reloads its rule files.
 pub fn reload(a: SocketArgs) -> anyhow::Result<ExitCode> {
-    let cfg = crate::load_config(a.config.as_ref())?;
-    let path = socket_path(a.socket.as_ref(), &cfg);
     // Compiling a large ruleset takes a while: wait longer than for other requests.
-    let r = control::request_within(&path, &json!({ "cmd": "reload-rules" }), Duration::from_secs(300))?;
-    if r["ok"] != true {
-        anyhow::bail!("{}", r["error"].as_str().unwrap_or("the daemon refused the reload"));
-    }
+    let r = send_within(&a, json!({ "cmd": "reload-rules" }), Duration::from_secs(300))?;
     println!("rules reloaded: {} loaded, {} failed (generation {}, {:.1} s)", r["loaded"], r["failed"], r["generation"], r["secs"].as_f64().unwrap_or(0.0));
     for e in r["errors"].as_array().into_iter().flatten() {
         println!("  {}", e.as_str().unwrap_or(""));
@@ -497,9 +487,14 @@ fn print_summary(s: &LiveSummary) {
 }
 
 fn send(args: &SocketArgs, req: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    send_within(args, req, Duration::from_secs(10))
+}
+
+/// As [`send`], waiting up to `timeout` for the reply (reloads and model loads take longer).
+fn send_within(args: &SocketArgs, req: serde_json::Value, timeout: Duration) -> anyhow::Result<serde_json::Value> {
     let cfg = crate::load_config(args.config.as_ref())?;
     let path = socket_path(args.socket.as_ref(), &cfg);
-    let reply = control::request(&path, &req)?;
+    let reply = control::request_within(&path, &req, timeout)?;
     if reply["ok"] != true {
         anyhow::bail!("{}", reply["error"].as_str().unwrap_or("the daemon refused the request"));
     }

@@ -279,8 +279,9 @@ impl Telemetry {
     pub fn publish(&self, event_type: &str, line: &[u8]) {
         let mut s = self.lock();
         if event_type == "alert" {
-            if let Some(row) = serde_json::from_slice::<Value>(line).ok().as_ref().and_then(alert_row) {
-                if let (Some(ml), Some(id)) = (&row.ml, serde_json::from_slice::<Value>(line).ok().and_then(|v| v["flow_id"].as_u64())) {
+            let event = serde_json::from_slice::<Value>(line).ok();
+            if let Some(row) = event.as_ref().and_then(alert_row) {
+                if let (Some(ml), Some(id)) = (&row.ml, event.as_ref().and_then(|v| v["flow_id"].as_u64())) {
                     s.ml_by_flow.insert(id, (ml.class.clone(), ml.probability));
                 }
                 s.alerts_total += 1;
