@@ -42,7 +42,7 @@ fn read_request(s: &TcpStream) -> Option<Request> {
     Some(req)
 }
 
-/// Answers every request with `status` and hands it to the test.
+/// Hands every request to the test, then answers it with `status`.
 fn server(status: &'static str) -> (String, mpsc::Receiver<Request>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hooks/portcullis", l.local_addr().unwrap());
@@ -51,10 +51,12 @@ fn server(status: &'static str) -> (String, mpsc::Receiver<Request>) {
         for s in l.incoming() {
             let mut s = s.unwrap();
             while let Some(req) = read_request(&s) {
-                let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+                // Handed over before the answer goes out, so that once the client has its
+                // answer the test is sure to find the request.
                 if tx.send(req).is_err() {
                     return;
                 }
+                let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
             }
         }
     });
