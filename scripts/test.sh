@@ -10,11 +10,23 @@ cd "$(dirname "$0")/.."
 export PORTCULLIS_DATA=${PORTCULLIS_DATA:-$(cd .. && pwd)/shared/data}
 # Release code generation without LTO (Cargo.toml's `ci` profile), for the xtask binaries
 # and the tests alike: linking tract into every test binary with LTO takes most of an hour.
-export PORTCULLIS_CARGO_PROFILE=ci
+# Everything is built once, as the workspace's tests build it (which includes the xtask and
+# portcullis binaries and the GPU benchmark example, so neither can rot); the checks below
+# run those binaries rather than `cargo xtask`, whose own builds (xtask in `release`,
+# `--package portcullis`) resolve features differently and would compile most of the tree
+# again.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --cargo-profile ci --no-run
+else
+  cargo test --workspace --profile ci --no-run
+fi
+target=${CARGO_TARGET_DIR:-$PWD/target}
+export PORTCULLIS_BIN=$target/ci/portcullis
+xtask=$target/ci/xtask
 if [ -d "$PORTCULLIS_DATA/pcaps" ]; then
   # Every 6th nDPI/Zeek capture keeps this to a couple of minutes; the full run is
   # `cargo xtask suricata-diff` (see benches/RESULTS.md for its figure).
-  cargo xtask suricata-diff --every 6 --min-agreement 99 --report target/suricata-diff.json
+  $xtask suricata-diff --every 6 --min-agreement 99 --report target/suricata-diff.json
 else
   echo "skipping the Suricata differential check: $PORTCULLIS_DATA/pcaps not found (set PORTCULLIS_DATA)"
 fi
@@ -23,7 +35,7 @@ if [ -d "$PORTCULLIS_DATA/suricata-verify/tests" ]; then
   # the tests in the ratchet file must keep passing, and the pass rate is also given over the
   # tests Suricata 7.0.10 itself passes (the baseline). A few seconds: most tests are skipped
   # (with their reasons in target/suricata-verify.json) before anything is replayed.
-  cargo xtask suricata-verify --ratchet xtask/suricata-verify-ratchet.txt --baseline xtask/suricata-verify-baseline.txt \
+  $xtask suricata-verify --ratchet xtask/suricata-verify-ratchet.txt --baseline xtask/suricata-verify-baseline.txt \
     --report target/suricata-verify.json
 else
   echo "skipping suricata-verify: $PORTCULLIS_DATA/suricata-verify not found (set PORTCULLIS_DATA)"
@@ -34,10 +46,6 @@ fi
 bash scripts/cuda-tools.sh
 export PORTCULLIS_CUDA_TOOLS=$PWD/target/cuda-tools
 export LD_LIBRARY_PATH="$PORTCULLIS_CUDA_TOOLS/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# The CUDA backend builds without CUDA (cudarc loads it at run time), and so does the GPU
-# benchmark that benches/gpu.sh runs where there is a GPU: built here so neither can rot. The
-# workspace tests below have the backend too, through portcullis's default `cuda` feature.
-cargo build -p portcullis-inference --features cuda --example gpu_bench --profile ci
 # nextest ends with one summary of every test; plain cargo test where it is missing.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --cargo-profile ci --no-fail-fast

@@ -52,8 +52,16 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// Builds the portcullis binary and returns its path: the `release` profile, or the one
-/// `PORTCULLIS_CARGO_PROFILE` names (`scripts/test.sh` uses `ci`, which skips LTO).
+/// `PORTCULLIS_CARGO_PROFILE` names. `PORTCULLIS_BIN`, when set, names a binary built
+/// already, used as it is: `scripts/test.sh` builds the whole workspace once and points here,
+/// because a `--package portcullis` build resolves features differently from the workspace's
+/// and would compile much of the tree a second time.
 pub fn portcullis_bin() -> anyhow::Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("PORTCULLIS_BIN") {
+        let bin = PathBuf::from(bin);
+        anyhow::ensure!(bin.is_file(), "PORTCULLIS_BIN={} is not a file", bin.display());
+        return Ok(bin);
+    }
     let profile = std::env::var("PORTCULLIS_CARGO_PROFILE").unwrap_or_else(|_| "release".into());
     let status = std::process::Command::new(env!("CARGO"))
         .args(["build", "--profile", &profile, "--quiet", "--package", "portcullis"])
