@@ -15,11 +15,7 @@ export PORTCULLIS_DATA=${PORTCULLIS_DATA:-$(cd .. && pwd)/shared/data}
 # run those binaries rather than `cargo xtask`, whose own builds (xtask in `release`,
 # `--package portcullis`) resolve features differently and would compile most of the tree
 # again.
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --cargo-profile ci --no-run
-else
-  cargo test --workspace --profile ci --no-run
-fi
+cargo build --workspace --profile ci --bins --tests --examples
 target=${CARGO_TARGET_DIR:-$PWD/target}
 export PORTCULLIS_BIN=$target/ci/portcullis
 xtask=$target/ci/xtask
