@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use portcullis_dataplane::capture_files;
 
 use crate::verify::{default_vars, Caps};
-use crate::{data_dir, portcullis_bin, workspace_root};
+use crate::{data_dir, portcullis_bin, suricata_ref, workspace_root};
 
 #[derive(Debug, Args)]
 pub struct AlertArgs {
@@ -202,14 +202,13 @@ fn cache_key(cap: &Path, rules_text: &str) -> String {
 
 /// Suricata's EVE for one capture, from the cache or a fresh run. `None` when Suricata
 /// refuses the capture (unsupported link types).
-fn suricata_eve(cap: &Path, rules: &Path, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
+fn suricata_eve(tool: &Path, cap: &Path, rules: &Path, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     let eve = dir.join("eve.json");
     let done = dir.join("done");
     if done.exists() {
         return Ok(eve.exists().then_some(eve));
     }
-    let tool = data_dir().join("../tools/suricata-ref");
-    let out = Command::new(&tool).arg(dir).arg(cap).arg(rules).output().with_context(|| format!("running {}", tool.display()))?;
+    let out = Command::new(tool).arg(dir).arg(cap).arg(rules).output().with_context(|| format!("running {}", tool.display()))?;
     std::fs::write(dir.join("suricata-ref.out"), [&out.stdout[..], &out.stderr[..]].concat())?;
     std::fs::write(&done, if out.status.success() { "ok" } else { "failed" })?;
     Ok((out.status.success() && eve.exists()).then_some(eve))
@@ -221,10 +220,21 @@ struct CaptureResult {
     suricata_failed: bool,
 }
 
-fn run_one(bin: &Path, cfg: &Path, rules: &Path, rules_text: &str, cap: &Path, work: &Path, i: usize) -> anyhow::Result<CaptureResult> {
+/// What every capture's comparison shares: the tools, the config and the loaded rules.
+struct Job<'a> {
+    tool: &'a Path,
+    bin: &'a Path,
+    cfg: &'a Path,
+    rules: &'a Path,
+    rules_text: &'a str,
+    work: &'a Path,
+}
+
+fn run_one(job: &Job<'_>, cap: &Path, i: usize) -> anyhow::Result<CaptureResult> {
+    let &Job { tool, bin, cfg, rules, rules_text, work } = job;
     let sdir = work.join("suricata").join(cache_key(cap, rules_text));
     std::fs::create_dir_all(&sdir)?;
-    let Some(s_eve) = suricata_eve(cap, rules, &sdir)? else {
+    let Some(s_eve) = suricata_eve(tool, cap, rules, &sdir)? else {
         return Ok(CaptureResult { per_sid: BTreeMap::new(), diffs: vec![], suricata_failed: true });
     };
     let p_eve = work.join("portcullis").join(format!("{i:04}.json"));
@@ -256,6 +266,7 @@ pub fn run(a: AlertArgs) -> anyhow::Result<()> {
         bail!("{} does not exist (set PORTCULLIS_DATA to the shared data directory)", missing.display());
     }
     let caps: Vec<PathBuf> = capture_files(&inputs)?.into_iter().step_by(a.every.max(1)).collect();
+    anyhow::ensure!(!caps.is_empty(), "no captures in {inputs:?}");
     let rule_inputs = if a.rules.is_empty() { vec![d.join("rules/et-open-2024-04")] } else { a.rules.clone() };
     let files = rule_files(&rule_inputs)?;
     anyhow::ensure!(!files.is_empty(), "no .rules files in {rule_inputs:?}");
@@ -293,6 +304,8 @@ pub fn run(a: AlertArgs) -> anyhow::Result<()> {
     }
     std::fs::write(&cfg, serde_yaml_ng::to_string(&config)?)?;
 
+    let tool = suricata_ref(&caps[0], &work.join("install"))?;
+    let job = Job { tool: &tool, bin: &bin, cfg: &cfg, rules: &loaded, rules_text: &rules_text, work: &work };
     eprintln!("alert-diff: {} captures, {} jobs", caps.len(), a.jobs);
     let queue = Mutex::new(caps.iter().enumerate());
     let results: Mutex<Vec<(PathBuf, anyhow::Result<CaptureResult>)>> = Mutex::new(Vec::new());
@@ -301,7 +314,7 @@ pub fn run(a: AlertArgs) -> anyhow::Result<()> {
             s.spawn(|| loop {
                 let next = queue.lock().map(|mut q| q.next()).ok().flatten();
                 let Some((i, cap)) = next else { break };
-                let r = run_one(&bin, &cfg, &loaded, &rules_text, cap, &work, i);
+                let r = run_one(&job, cap, i);
                 if let Ok(mut v) = results.lock() {
                     v.push((cap.clone(), r));
                 }

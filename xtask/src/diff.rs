@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use portcullis_dataplane::capture_files;
 
-use crate::{data_dir, portcullis_bin, workspace_root};
+use crate::{data_dir, portcullis_bin, suricata_ref, workspace_root};
 
 /// Timeouts given to both engines: (protocol, new, established, closed).
 const TIMEOUTS: [(&str, u32, u32, u32); 4] =
@@ -162,10 +162,11 @@ fn default_captures() -> Vec<PathBuf> {
     vec![d.join("ndpi"), d.join("benign")]
 }
 
-fn run_one(bin: &Path, cfg: &Path, cap: &Path, dir: &Path) -> anyhow::Result<Tally> {
+/// One capture's comparison, or `None` when Suricata refused the capture (its output is then
+/// in `dir/suricata.err`).
+fn run_one(tool: &Path, bin: &Path, cfg: &Path, cap: &Path, dir: &Path) -> anyhow::Result<Option<Tally>> {
     std::fs::create_dir_all(dir)?;
-    let tool = data_dir().join("../tools/suricata-ref");
-    let mut cmd = Command::new(&tool);
+    let mut cmd = Command::new(tool);
     cmd.arg(dir.join("suricata")).arg(cap).arg("");
     for (proto, new, est, closed) in TIMEOUTS {
         cmd.args(["--set", &format!("flow-timeouts.{proto}.new={new}")]);
@@ -177,7 +178,7 @@ fn run_one(bin: &Path, cfg: &Path, cap: &Path, dir: &Path) -> anyhow::Result<Tal
     if !out.status.success() || !s_eve.exists() {
         // Suricata refuses some captures (unsupported link types); nothing to compare.
         std::fs::write(dir.join("suricata.err"), [&out.stdout[..], &out.stderr[..]].concat())?;
-        return Ok(Tally::default());
+        return Ok(None);
     }
     let p_eve = dir.join("portcullis.json");
     let _ = std::fs::remove_file(&p_eve);
@@ -191,7 +192,7 @@ fn run_one(bin: &Path, cfg: &Path, cap: &Path, dir: &Path) -> anyhow::Result<Tal
     if !out.status.success() {
         bail!("portcullis failed on {}: {}", cap.display(), String::from_utf8_lossy(&out.stderr));
     }
-    Ok(compare(&flows_of(&s_eve)?, &flows_of(&p_eve)?))
+    Ok(Some(compare(&flows_of(&s_eve)?, &flows_of(&p_eve)?)))
 }
 
 pub fn run(a: DiffArgs) -> anyhow::Result<()> {
@@ -212,16 +213,17 @@ pub fn run(a: DiffArgs) -> anyhow::Result<()> {
         yaml += &format!("  {proto}:\n    new: {new}\n    established: {est}\n    closed: {closed}\n");
     }
     std::fs::write(&cfg, yaml)?;
+    let tool = suricata_ref(&caps[0], &work.join("install"))?;
 
     eprintln!("comparing flow records on {} captures ({} jobs)", caps.len(), a.jobs);
     let queue = Mutex::new(caps.iter().enumerate());
-    let results: Mutex<Vec<(PathBuf, anyhow::Result<Tally>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(PathBuf, anyhow::Result<Option<Tally>>)>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for _ in 0..a.jobs.max(1) {
             s.spawn(|| loop {
                 let next = queue.lock().map(|mut q| q.next()).ok().flatten();
                 let Some((i, cap)) = next else { break };
-                let r = run_one(&bin, &cfg, cap, &work.join(format!("{i:04}")));
+                let r = run_one(&tool, &bin, &cfg, cap, &work.join(format!("{i:04}")));
                 if let Ok(mut v) = results.lock() {
                     v.push((cap.clone(), r));
                 }
@@ -233,9 +235,14 @@ pub fn run(a: DiffArgs) -> anyhow::Result<()> {
     let mut total = Tally::default();
     let mut per_capture = Vec::new();
     let mut examples = Vec::new();
+    let mut refused = Vec::new();
     for (cap, r) in &results {
         let t = match r {
-            Ok(t) => t,
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                refused.push(cap.clone());
+                continue;
+            }
             Err(e) => bail!("{}: {e:#}", cap.display()),
         };
         total.add(t);
@@ -260,6 +267,13 @@ pub fn run(a: DiffArgs) -> anyhow::Result<()> {
         total.only_suricata,
         total.only_portcullis
     );
+    if !refused.is_empty() {
+        // Suricata refuses some captures (link types it does not decode): not compared, and said.
+        println!("  Suricata refused {} captures, not compared (its output is in {}/NNNN/suricata.err):", refused.len(), work.display());
+        for c in refused.iter().take(a.show) {
+            println!("    {}", c.display());
+        }
+    }
     for c in per_capture.iter().take(a.show) {
         println!("  {c}");
     }
@@ -270,7 +284,7 @@ pub fn run(a: DiffArgs) -> anyhow::Result<()> {
         let report = json!({"captures": results.len(), "suricata": total.suricata, "portcullis": total.portcullis,
             "agree": total.agree, "agreement_pct": pct, "counts_differ": total.counts_differ,
             "only_suricata": total.only_suricata, "only_portcullis": total.only_portcullis,
-            "per_capture": per_capture, "disagreements": examples});
+            "per_capture": per_capture, "disagreements": examples, "suricata_refused": refused});
         std::fs::write(r, serde_json::to_string_pretty(&report)?)?;
     }
     if let Some(min) = a.min_agreement {

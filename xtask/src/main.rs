@@ -16,7 +16,8 @@ mod live;
 mod sv;
 mod verify;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use clap::{Parser, Subcommand};
 
@@ -63,7 +64,7 @@ pub fn portcullis_bin() -> anyhow::Result<PathBuf> {
         return Ok(bin);
     }
     let profile = std::env::var("PORTCULLIS_CARGO_PROFILE").unwrap_or_else(|_| "release".into());
-    let status = std::process::Command::new(env!("CARGO"))
+    let status = Command::new(env!("CARGO"))
         .args(["build", "--profile", &profile, "--quiet", "--package", "portcullis"])
         .current_dir(workspace_root())
         .status()?;
@@ -71,6 +72,21 @@ pub fn portcullis_bin() -> anyhow::Result<PathBuf> {
     // The build above went to CARGO_TARGET_DIR when it is set (cargo passes it down).
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace_root().join("target"), PathBuf::from);
     Ok(target.join(&profile).join("portcullis"))
+}
+
+/// The shared `tools/suricata-ref`, which installs Suricata from bookworm-backports on its
+/// first run. Jobs that start it in parallel on a machine without Suricata race for apt's lock,
+/// and all but one fail as if Suricata had refused their capture, so the comparisons call this
+/// before their jobs: when `suricata` is missing it runs the tool once, alone, on `capture`.
+pub fn suricata_ref(capture: &Path, scratch: &Path) -> anyhow::Result<PathBuf> {
+    let tool = data_dir().join("../tools/suricata-ref");
+    let have = || Command::new("suricata").arg("-V").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !have() {
+        eprintln!("installing the reference Suricata ({} runs once before the jobs start)", tool.display());
+        let out = Command::new(&tool).arg(scratch).arg(capture).output().map_err(|e| anyhow::anyhow!("running {}: {e}", tool.display()))?;
+        anyhow::ensure!(have(), "{} did not install Suricata: {}", tool.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(tool)
 }
 
 fn main() -> anyhow::Result<()> {
