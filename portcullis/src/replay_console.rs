@@ -29,12 +29,18 @@ impl portcullis_tui::Link for ReplayLink {
         Ok(self.console.snapshot())
     }
 
-    fn send(&mut self, request: &Request) -> Result<Value, String> {
-        Ok(match request {
+    fn send(&mut self, request: &Request) -> portcullis_tui::Reply {
+        portcullis_tui::Reply::ready(Ok(self.answer(request)))
+    }
+}
+
+impl ReplayLink {
+    fn answer(&self, request: &Request) -> Value {
+        match request {
             Request::Hello => json!({ "ok": true, "name": "portcullis", "source": "replay", "v": portcullis_api::PROTOCOL_VERSION }),
             Request::Snapshot => json!({ "ok": true, "snapshot": self.console.snapshot() }),
             other => json!({ "ok": false, "error": not_available(other) }),
-        })
+        }
     }
 }
 
@@ -148,11 +154,11 @@ mod tests {
     #[test]
     fn requests_that_change_something_are_refused() {
         let mut link = ReplayLink { console: ReplayConsole::new() };
-        let r = link.send(&Request::Unblock { addr: "10.77.0.66".into(), by: None }).unwrap();
+        let r = link.send(&Request::Unblock { addr: "10.77.0.66".into(), by: None }).wait().unwrap();
         assert_eq!(r["ok"], false);
         assert_eq!(r["error"], "unblock is not available in a replay (its policy runs in dry-run: nothing is enforced)");
-        let r = link.send(&Request::ReloadRules).unwrap();
+        let r = link.send(&Request::ReloadRules).wait().unwrap();
         assert_eq!(r["error"], "reload-rules is not available in a replay");
-        assert_eq!(link.send(&Request::Hello).unwrap()["ok"], true);
+        assert_eq!(link.send(&Request::Hello).wait().unwrap()["ok"], true);
     }
 }

@@ -205,6 +205,8 @@ struct SocketLink {
 
 /// How long the console waits for one reply.
 const CONSOLE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long it waits for a rule reload or a model change, on another thread.
+const SLOW_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl portcullis_tui::Link for SocketLink {
     fn snapshot(&mut self) -> Result<portcullis_api::Snapshot, String> {
@@ -216,17 +218,23 @@ impl portcullis_tui::Link for SocketLink {
         serde_json::from_value(r["snapshot"].clone()).map_err(|e| format!("the daemon's snapshot does not parse: {e}"))
     }
 
-    fn send(&mut self, request: &portcullis_api::Request) -> Result<serde_json::Value, String> {
+    fn send(&mut self, request: &portcullis_api::Request) -> portcullis_tui::Reply {
         use portcullis_api::Request;
-        let req: serde_json::Value = serde_json::from_str(&request.to_line()).map_err(|e| e.to_string())?;
-        // Compiling a large ruleset or loading a model takes seconds: the console waits for
-        // the outcome (saying so would need a second thread) rather than report a timeout for
-        // a reload that then succeeds.
-        let timeout = match request {
-            Request::ReloadRules | Request::SwapModel { .. } | Request::RollbackModel | Request::PromoteShadow => Duration::from_secs(120),
-            _ => CONSOLE_TIMEOUT,
+        use portcullis_tui::Reply;
+        let req: serde_json::Value = match serde_json::from_str(&request.to_line()) {
+            Ok(req) => req,
+            Err(e) => return Reply::ready(Err(e.to_string())),
         };
-        control::request_within(&self.path, &req, timeout).map_err(|e| e.to_string())
+        match request {
+            // Compiling a large ruleset or loading a model takes seconds: asked from a thread of
+            // its own (on a connection of its own), with a timeout long enough not to report a
+            // reload that then succeeds as failed, while the console goes on drawing.
+            Request::ReloadRules | Request::SwapModel { .. } | Request::RollbackModel | Request::PromoteShadow => {
+                let path = self.path.clone();
+                Reply::spawn(move || control::request_within(&path, &req, SLOW_REQUEST_TIMEOUT).map_err(|e| e.to_string()))
+            }
+            _ => Reply::ready(control::request_within(&self.path, &req, CONSOLE_TIMEOUT).map_err(|e| e.to_string())),
+        }
     }
 }
 

@@ -468,6 +468,12 @@ fn console_unblock_key_removes_the_nftables_element() {
     Lab::wait(Duration::from_secs(5), || !lab.set_has("block4", SCANNER)).unwrap_or_else(|| panic!("the element is gone after the key:\n{}", tmux.screen()));
     Lab::wait(Duration::from_secs(5), || tmux.screen().contains("ok")).unwrap_or_else(|| panic!("the console says the daemon agreed:\n{}", tmux.screen()));
     assert!(lab.reaches(SCANNER), "unblocked traffic passes");
+    // A rule reload is asked from a thread of the console's own; its answer (this daemon has
+    // no rule files to reload) reaches the status line.
+    tmux.keys("r");
+    tmux.keys("y");
+    Lab::wait(Duration::from_secs(10), || tmux.screen().contains("reload the rule files refused"))
+        .unwrap_or_else(|| panic!("the reload's answer is shown:\n{}", tmux.screen()));
     tmux.keys("q");
     Lab::wait(Duration::from_secs(5), || {
         Command::new("tmux").args(["has-session", "-t", &tmux.0]).status().map(|s| !s.success()).unwrap_or(true)

@@ -146,8 +146,11 @@ pub struct App {
     status: Option<Status>,
     /// Why the last snapshot could not be taken, while that lasts.
     link_error: Option<String>,
-    /// The request sent and not yet answered, named as in its confirmation.
+    /// The request [`App::on_key`] just returned, named as in its confirmation, until
+    /// [`App::on_sent`] moves it to `waiting`.
     in_flight: Option<String>,
+    /// Requests sent and not answered yet, oldest first.
+    waiting: Vec<String>,
     /// `by` on the requests this console sends, for the decision log.
     operator: String,
     quit: bool,
@@ -168,6 +171,7 @@ impl App {
             status: None,
             link_error: None,
             in_flight: None,
+            waiting: Vec::new(),
             operator: operator.into(),
             quit: false,
         }
@@ -189,10 +193,25 @@ impl App {
         self.link_error = Some(error.into());
     }
 
-    /// The daemon's answer to the request [`App::on_key`] returned: `{"ok":true,...}`,
-    /// `{"ok":false,"error":"..."}`, or the link's own failure.
-    pub fn on_reply(&mut self, reply: Result<serde_json::Value, String>) {
+    /// The request [`App::on_key`] returned has gone to the daemon: it waits for its answer
+    /// under the name returned, which [`App::on_reply`] takes back.
+    pub fn on_sent(&mut self) -> String {
         let what = self.in_flight.take().unwrap_or_else(|| "request".into());
+        self.waiting.push(what.clone());
+        what
+    }
+
+    /// Requests sent and not answered yet, oldest first.
+    pub fn waiting(&self) -> &[String] {
+        &self.waiting
+    }
+
+    /// The daemon's answer to the request sent as `what` ([`App::on_sent`]):
+    /// `{"ok":true,...}`, `{"ok":false,"error":"..."}`, or the link's own failure.
+    pub fn on_reply(&mut self, what: &str, reply: Result<serde_json::Value, String>) {
+        if let Some(i) = self.waiting.iter().position(|w| w == what) {
+            self.waiting.remove(i);
+        }
         self.status = Some(match reply {
             Ok(v) if v.get("ok").and_then(|o| o.as_bool()) == Some(true) => {
                 let details = reply_details(&v);

@@ -1,6 +1,6 @@
 //! The terminal loop: raw mode and the alternate screen for as long as the console runs, put
-//! back on every way out (return, error, panic), snapshots pulled every `refresh` and keys
-//! read in between.
+//! back on every way out (return, error, panic), snapshots pulled every `refresh`, keys read
+//! in between, and answers to slow requests picked up as they arrive.
 
 use std::io;
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use ratatui::crossterm::{cursor, execute};
 use ratatui::Terminal;
 
 use crate::app::App;
-use crate::{view, Link};
+use crate::{view, Link, Reply};
 
 type PanicHook = Box<dyn Fn(&std::panic::PanicHookInfo<'_>) + Sync + Send + 'static>;
 
@@ -55,23 +55,31 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// How often the loop looks for an answer while a request is out.
+const ANSWER_POLL: Duration = Duration::from_millis(100);
+
 /// One console session's logic without the terminal: when to pull a snapshot, what a key
-/// sends. Kept apart from [`run`] so tests drive it with a fake [`Link`].
+/// sends, which answers have come. Kept apart from [`run`] so tests drive it with a fake
+/// [`Link`].
 #[derive(Debug)]
 pub(crate) struct Session {
     pub(crate) app: App,
     refresh: Duration,
     next_snapshot: Instant,
+    /// Requests out, under the name the app gave them, with their answers to come.
+    out: Vec<(String, Reply)>,
 }
 
 impl Session {
     pub(crate) fn new(app: App, refresh: Duration) -> Session {
-        Session { app, refresh, next_snapshot: Instant::now() }
+        Session { app, refresh, next_snapshot: Instant::now(), out: Vec::new() }
     }
 
-    /// Pulls a snapshot when one is due and the console is not paused. A failure is shown
-    /// and retried at the next interval; it never ends the session.
+    /// Shows the answers that have arrived, and pulls a snapshot when one is due and the
+    /// console is not paused. A failed snapshot is shown and retried at the next interval;
+    /// it never ends the session.
     pub(crate) fn tick(&mut self, link: &mut dyn Link, now: Instant) {
+        self.collect(now);
         if !self.app.wants_snapshots() || now < self.next_snapshot {
             return;
         }
@@ -82,22 +90,41 @@ impl Session {
         self.next_snapshot = now + self.refresh;
     }
 
-    /// Hands a key to the app; a request it returns is sent at once and the reply shown, and
-    /// the next snapshot is taken right away so the view shows what the request changed.
+    /// Hands a key to the app; a request it returns is sent at once. A quick request's answer
+    /// is shown straight away, a slow one's when it comes ([`Session::tick`]); the screen
+    /// keeps drawing meanwhile.
     pub(crate) fn key(&mut self, link: &mut dyn Link, key: KeyEvent) {
         if let Some(request) = self.app.on_key(key) {
             let reply = link.send(&request);
-            self.app.on_reply(reply);
-            self.next_snapshot = Instant::now();
+            self.out.push((self.app.on_sent(), reply));
+            self.collect(Instant::now());
         }
     }
 
-    /// How long to wait for a key before the next snapshot is due.
+    /// Shows every answer that has arrived. Each makes the next snapshot due at once, so the
+    /// view shows what the request changed.
+    fn collect(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.out.len() {
+            match self.out[i].1.poll() {
+                Some(answer) => {
+                    let (what, _) = self.out.remove(i);
+                    self.app.on_reply(&what, answer);
+                    self.next_snapshot = self.next_snapshot.min(now);
+                }
+                None => i += 1,
+            }
+        }
+    }
+
+    /// How long to wait for a key before the next snapshot is due, or before looking again
+    /// for the answer to a request that is out.
     pub(crate) fn wait(&self, now: Instant) -> Duration {
-        if self.app.wants_snapshots() {
-            self.next_snapshot.saturating_duration_since(now)
+        let wait = if self.app.wants_snapshots() { self.next_snapshot.saturating_duration_since(now) } else { self.refresh };
+        if self.out.is_empty() {
+            wait
         } else {
-            self.refresh
+            wait.min(ANSWER_POLL)
         }
     }
 }

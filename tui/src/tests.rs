@@ -15,7 +15,7 @@ use ratatui::Terminal;
 use crate::app::{App, Overlay, Pane, StatusKind};
 use crate::term::Session;
 use crate::testdata::*;
-use crate::{view, Link};
+use crate::{view, Link, Reply};
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -487,7 +487,8 @@ fn status_line_shows_hints_pause_prompts_and_errors() {
     assert_eq!(buf.cell((0, 0)).unwrap().fg, Color::Red);
     a.update(realistic());
     keys(&mut a, "4uy");
-    a.on_reply(Ok(serde_json::json!({"ok": false, "error": "192.0.2.7 is not blocked"})));
+    let what = a.on_sent();
+    a.on_reply(&what, Ok(serde_json::json!({"ok": false, "error": "192.0.2.7 is not blocked"})));
     assert_eq!(st(&a), "unblock 203.0.113.9 refused: 192.0.2.7 is not blocked       ");
 }
 
@@ -629,7 +630,8 @@ fn unblock_asks_then_sends_the_selected_address() {
     assert_eq!(keys(&mut a, "4u"), vec![]);
     assert!(matches!(a.overlay(), Overlay::Confirm(c) if c.what == "unblock 203.0.113.9"));
     assert_eq!(keys(&mut a, "y"), vec![Request::Unblock { addr: "203.0.113.9".into(), by: Some("test".into()) }]);
-    a.on_reply(Ok(serde_json::json!({"ok": true, "addr": "203.0.113.9", "was_blocked": true})));
+    let what = a.on_sent();
+    a.on_reply(&what, Ok(serde_json::json!({"ok": true, "addr": "203.0.113.9", "was_blocked": true})));
     assert_eq!(a.status().unwrap().text, "unblock 203.0.113.9: ok (addr=203.0.113.9 was_blocked=true)");
     // The second entry, and n cancels.
     assert_eq!(keys(&mut a, "jun"), vec![]);
@@ -799,12 +801,15 @@ fn focus_help_and_quit_keys() {
 // ---- the session loop -------------------------------------------------------------------------
 
 /// A daemon in a box: answers snapshots from a queue (an error when told to be gone) and
-/// records what it was sent.
+/// records what it was sent. Requests are answered `{"ok":true}` at once, or, with `slow`,
+/// whenever the test sends the answer on the channel kept in `answers`.
 #[derive(Debug, Default)]
 struct FakeLink {
     snapshots: Vec<Result<Snapshot, String>>,
     taken: usize,
     sent: Vec<Request>,
+    slow: bool,
+    answers: Vec<std::sync::mpsc::Sender<Result<serde_json::Value, String>>>,
 }
 
 impl Link for FakeLink {
@@ -816,9 +821,14 @@ impl Link for FakeLink {
         self.snapshots.remove(0)
     }
 
-    fn send(&mut self, request: &Request) -> Result<serde_json::Value, String> {
+    fn send(&mut self, request: &Request) -> Reply {
         self.sent.push(request.clone());
-        Ok(serde_json::json!({"ok": true}))
+        if !self.slow {
+            return Reply::ready(Ok(serde_json::json!({"ok": true})));
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.answers.push(tx);
+        Reply::spawn(move || rx.recv().unwrap_or_else(|_| Err("the test dropped the answer".into())))
     }
 }
 
@@ -870,4 +880,46 @@ fn session_survives_the_daemon_going_away() {
     s.tick(&mut link, t0 + refresh * 10);
     assert_eq!(link.taken, 4);
     assert_eq!(s.wait(t0), refresh);
+}
+
+#[test]
+fn session_keeps_drawing_while_a_slow_request_runs() {
+    let mut link = FakeLink { snapshots: vec![Ok(realistic()); 5], slow: true, ..FakeLink::default() };
+    let refresh = Duration::from_secs(1);
+    let mut s = Session::new(App::new("test"), refresh);
+    let t0 = Instant::now();
+    s.tick(&mut link, t0);
+    for c in "ry".chars() {
+        s.key(&mut link, key(c));
+    }
+    assert_eq!(link.sent, vec![Request::ReloadRules]);
+    assert_eq!(s.app.waiting(), ["reload the rule files"]);
+    assert_eq!(s.app.status().unwrap().text, "reload the rule files: sent, waiting for the daemon");
+    // While the answer is out, the loop looks for it often, and snapshots keep coming.
+    assert_eq!(s.wait(t0), Duration::from_millis(100));
+    s.tick(&mut link, t0 + refresh);
+    s.tick(&mut link, t0 + refresh * 2);
+    assert_eq!(link.taken, 3);
+    // A quicker request answered meanwhile takes the status line; the reload is still named.
+    link.slow = false;
+    for c in "4uy".chars() {
+        s.key(&mut link, key(c));
+    }
+    assert_eq!(s.app.status().unwrap().text, "unblock 203.0.113.9: ok");
+    let got = render(&s.app, 100, 24);
+    assert!(got[23].starts_with("waiting for the daemon: reload the rule files · unblock 203.0.113.9: ok"), "{}", got[23]);
+    s.tick(&mut link, t0 + refresh * 2);
+    assert_eq!(link.taken, 4, "the unblock's answer made a snapshot due at once");
+    // The reload's answer arrives: shown, and the next snapshot is due at once.
+    link.answers[0].send(Ok(serde_json::json!({"ok": true, "loaded": 12, "failed": 1}))).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.app.waiting().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+        s.tick(&mut link, t0 + refresh * 2);
+    }
+    assert!(s.app.waiting().is_empty());
+    let st = &s.app.status().unwrap().text;
+    assert!(st.starts_with("reload the rule files: ok (") && st.contains("loaded=12"), "{st}");
+    assert_eq!(link.taken, 5, "so did the reload's");
+    assert_eq!(s.wait(t0 + refresh * 2), refresh, "nothing out: the loop waits for the next snapshot");
 }

@@ -565,6 +565,16 @@ pub(crate) fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
             spans.push(Span::raw(" "));
             used += 7;
         }
+        // Requests still out that the message does not already name (a reload still running
+        // after a quicker request was answered), so the operator knows they are coming.
+        let shown = app.status().map_or("", |st| st.text.as_str());
+        let out: Vec<&str> = app.waiting().iter().map(String::as_str).filter(|w| !shown.contains(w)).collect();
+        if !out.is_empty() {
+            let text = format!("waiting for the daemon: {}", out.join(", "));
+            used += text.chars().count() + 3;
+            spans.push(Span::styled(fmt::truncate(&text, w.saturating_sub(spans.iter().map(Span::width).sum())), Style::new().add_modifier(Modifier::BOLD)));
+            spans.push(Span::raw(" · "));
+        }
         let room = w.saturating_sub(used);
         match (app.link_error(), app.status()) {
             (Some(e), _) => spans.push(Span::styled(fmt::truncate(&format!("daemon unreachable, retrying: {e}"), room), alert_style())),
