@@ -10,8 +10,11 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Engines kept for the writer after a newer one took their place: workers move within one
-/// batch, so two would do; a few more cover reloads in quick succession.
+/// At most this many engines are kept. The one just replaced always stays (the writer may
+/// still be writing alerts from the workers' last batches on it); older ones stay only while
+/// a worker or the writer still holds them (reloads in quick succession), because an engine
+/// is large: ET Open's is about 110 MB, and keeping four of them cost a gateway 700 MB of
+/// RSS after a handful of reloads (benches/RESULTS.md).
 const KEPT: usize = 4;
 
 /// The engine in force and its generation, with the few before it.
@@ -50,6 +53,13 @@ impl<I> EngineSlot<I> {
         let mut e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
         let g = e.back().map_or(0, |(g, _)| g + 1);
         e.push_back((g, engine));
+        let newest_two = e.len().saturating_sub(2);
+        let mut i = 0;
+        e.retain(|(_, engine)| {
+            i += 1;
+            // Beyond the newest two, an engine that only this slot holds serves nobody.
+            i > newest_two || Arc::strong_count(engine) > 1
+        });
         while e.len() > KEPT {
             e.pop_front();
         }
@@ -93,10 +103,23 @@ mod tests {
         assert_eq!(slot.swap(Arc::new("second")), 1);
         assert_eq!((slot.generation(), *slot.current().1), (1, "second"));
         assert_eq!(slot.get(0).as_deref(), Some(&"first"), "alerts of the old engine still find it");
-        for i in 0..KEPT {
+        // A worker still on generation 1 (its next batch not started yet) keeps it.
+        let held = slot.current().1;
+        assert_eq!(slot.swap(Arc::new("third")), 2);
+        assert_eq!(slot.swap(Arc::new("fourth")), 3);
+        assert!(slot.get(0).is_none(), "nobody holds the first: dropped");
+        assert_eq!(slot.get(1).as_deref(), Some(&"second"), "held by a worker: kept");
+        drop(held);
+        assert_eq!(slot.swap(Arc::new("fifth")), 4);
+        assert!(slot.get(1).is_none() && slot.get(2).is_none(), "held by nobody: dropped");
+        assert_eq!(slot.get(3).as_deref(), Some(&"fourth"), "the one just replaced always stays");
+        // However many are held, at most KEPT are kept.
+        let held: Vec<_> = (0..KEPT + 2).map(|i| {
             slot.swap(Arc::new(if i % 2 == 0 { "x" } else { "y" }));
-        }
-        assert!(slot.get(0).is_none());
+            slot.current().1
+        }).collect();
+        assert_eq!((0..=slot.generation()).filter(|&g| slot.get(g).is_some()).count(), KEPT);
+        drop(held);
         assert_eq!(slot.get(slot.generation()).as_deref(), Some(&*slot.current().1));
     }
 }
