@@ -475,26 +475,50 @@ impl FlowTable {
     /// Every live flow, in no particular order. Walks every slot: for a periodic snapshot
     /// (once a second), never per packet.
     pub fn live(&self) -> impl Iterator<Item = LiveFlow> + '_ {
-        self.map.values().map(|&i| {
-            let s = &self.slots[i as usize];
-            LiveFlow { flow: self.snapshot(i), slot: i, last: s.last, state: s.state, tcp_state: s.tcp.state }
-        })
+        self.map.values().map(|&i| self.live_flow(i))
     }
 
-    /// The `n` live flows with the most bytes (both ways), largest first, into `out`
-    /// (cleared first): what the console's flow pane shows.
+    fn live_flow(&self, i: u32) -> LiveFlow {
+        let s = &self.slots[i as usize];
+        LiveFlow { flow: self.snapshot(i), slot: i, last: s.last, state: s.state, tcp_state: s.tcp.state }
+    }
+
+    /// The `n` live flows with the most bytes (both ways), largest first (ties: lower flow
+    /// id first), into `out` (cleared first): what the console's flow pane shows. Walks every
+    /// slot keeping only the `n` best so far, so a table of a million flows costs a walk,
+    /// not a million snapshots (`cargo bench -p portcullis-benches --bench flow_sample`).
     pub fn largest(&self, n: usize, out: &mut Vec<LiveFlow>) {
+        use std::cmp::Reverse;
         out.clear();
         if n == 0 {
             return;
         }
-        let key = |f: &LiveFlow| (std::cmp::Reverse(f.flow.bytes_toserver + f.flow.bytes_toclient), f.flow.flow_id);
-        out.extend(self.live());
-        if out.len() > n {
-            out.select_nth_unstable_by_key(n - 1, key);
-            out.truncate(n);
+        // A max-heap on (fewer bytes, higher id): its top is the first to give way.
+        let mut best: std::collections::BinaryHeap<(Reverse<u64>, u64, u32)> = std::collections::BinaryHeap::with_capacity(n + 1);
+        for &i in self.map.values() {
+            let s = &self.slots[i as usize];
+            let key = (Reverse(s.bytes[0] + s.bytes[1]), s.flow_id, i);
+            if best.len() < n {
+                best.push(key);
+            } else if best.peek().is_some_and(|top| (key.0, key.1) < (top.0, top.1)) {
+                best.pop();
+                best.push(key);
+            }
         }
-        out.sort_unstable_by_key(key);
+        out.extend(best.into_sorted_vec().into_iter().map(|(_, _, i)| self.live_flow(i)));
+    }
+
+    /// Adds every live flow's bytes, packets (both ways) and one flow to its source address
+    /// (the side that opened it) in `out`: what the console's top talkers show. Walks every
+    /// slot, like [`FlowTable::live`]: once a second, never per packet.
+    pub fn per_source<S: std::hash::BuildHasher>(&self, out: &mut std::collections::HashMap<std::net::IpAddr, (u64, u64, u64), S>) {
+        for &i in self.map.values() {
+            let s = &self.slots[i as usize];
+            let e = out.entry(if s.initiator_rev { s.key.dst_ip() } else { s.key.src_ip() }).or_default();
+            e.0 += s.bytes[0] + s.bytes[1];
+            e.1 += s.pkts[0] + s.pkts[1];
+            e.2 += 1;
+        }
     }
 
     /// Marks the flow in `slot` as having raised an alert.
@@ -676,6 +700,28 @@ mod tests {
         assert_eq!(out[0].flow.bytes_toserver, 500);
         t.largest(10, &mut out);
         assert_eq!(out.len(), 4);
+    }
+
+    #[test]
+    fn per_source_adds_up_each_initiators_flows() {
+        let mut t = FlowTable::new(FlowConfig::default());
+        let mut ended = Vec::new();
+        // 10.0.0.2 opens two flows towards a lower address (stored reversed), 10.0.0.1 one.
+        for (src, dst, sp, n) in [("10.0.0.2", "10.0.0.1", 4001, 2), ("10.0.0.2", "10.0.0.1", 4002, 1), ("10.0.0.1", "10.0.0.9", 4003, 3)] {
+            for _ in 0..n {
+                t.update(&pkt(src, dst, sp, 53, 17, 1, 0), &mut ended);
+            }
+        }
+        t.update(&pkt("10.0.0.1", "10.0.0.2", 53, 4001, 17, 1, 0), &mut ended);
+        let mut got = std::collections::HashMap::new();
+        t.per_source(&mut got);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[&ip("10.0.0.2")], (400, 4, 2), "a reply counts for the flow's initiator");
+        assert_eq!(got[&ip("10.0.0.1")], (300, 3, 1));
+        // Added into what is there: the caller folds several tables.
+        t.per_source(&mut got);
+        assert_eq!(got[&ip("10.0.0.1")], (600, 6, 2));
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::ml::{MlModel, ShadowCounts};
 use portcullis_inference::{DriftConfig, DriftCounts, DriftEvent, DriftMonitor};
 use crate::model_swap::ModelSlot;
 use crate::reload::{EngineSlot, Loaded, RuleLoader, RuleReloader};
-use crate::telemetry::{FlowSample, PortSample, ScoringSample, Telemetry, FLOWS_PER_WORKER};
+use crate::telemetry::{FlowSample, PortSample, ScoringSample, Telemetry, Watch, FLOWS_PER_WORKER};
 /// What an overloaded inline worker does with the frames it has no time to inspect: the
 /// config's `capture.fail-mode`, used as it is.
 pub use portcullis_config::FailMode;
@@ -300,7 +300,7 @@ pub fn run_live_reloadable<I: Inspector>(
         let tx = tx.clone();
         let engine = engine.clone();
         let ml = model.as_ref().zip(scorers.pop()).map(|(m, s)| WorkerMl::new(m.clone(), s));
-        let shared = WorkerShared { stop: stop.clone(), failed: failed.clone(), polling: polling.clone(), slot: slot.clone(), models: control.models.clone() };
+        let shared = WorkerShared { stop: stop.clone(), failed: failed.clone(), polling: polling.clone(), slot: slot.clone(), models: control.models.clone(), watch: control.telemetry.watch() };
         let w = WorkerSettings {
             index: i,
             flow: flow_cfg,
@@ -800,6 +800,8 @@ struct WorkerShared<I> {
     polling: Arc<AtomicUsize>,
     slot: Option<Arc<EngineSlot<I>>>,
     models: Option<Arc<ModelSlot>>,
+    /// Whether a console or a scrape reads the snapshots, so the flow table is walked for them.
+    watch: Arc<Watch>,
 }
 
 /// How long a poll waits for frames: also how quickly a worker notices `stop` and how late an
@@ -814,7 +816,7 @@ fn live_worker<I: Inspector>(
     tx: Sender<LiveMsg>,
     shared: WorkerShared<I>,
 ) {
-    let WorkerShared { stop, failed, polling, slot, models } = shared;
+    let WorkerShared { stop, failed, polling, slot, models, watch } = shared;
     let mut model_generation = models.as_ref().map_or(0, |m| m.generation());
     let with_bytes = engine.is_some();
     let mut shard = Shard::new(w.flow, engine, ml, w.inline);
@@ -915,7 +917,7 @@ fn live_worker<I: Inspector>(
             if !deliver(&tx, LiveMsg::Stats(w.index, Box::new(s)), w.inline, &mut 0) {
                 break;
             }
-            let f = shard.flow_sample(FLOWS_PER_WORKER);
+            let f = if watch.watched() { shard.flow_sample(FLOWS_PER_WORKER) } else { shard.flow_count() };
             if !deliver(&tx, LiveMsg::Flows(w.index, Box::new(f)), w.inline, &mut 0) {
                 break;
             }

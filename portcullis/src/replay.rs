@@ -847,15 +847,24 @@ impl<I: Inspector> Shard<I> {
         &self.app
     }
 
+    /// What a flow sample holds without walking the table: the count of live flows.
+    pub(crate) fn flow_count(&self) -> crate::telemetry::FlowSample {
+        crate::telemetry::FlowSample { active: self.table.len() as u64, ..Default::default() }
+    }
+
     /// The shard's flows for the console: the `n` largest (with their app-layer protocol)
-    /// and what each source address holds in the table.
+    /// and what the sources holding the most bytes hold in the table.
     pub(crate) fn flow_sample(&self, n: usize) -> crate::telemetry::FlowSample {
-        let mut sample = crate::telemetry::FlowSample { active: self.table.len() as u64, ..Default::default() };
-        for f in self.table.live() {
-            let e = sample.sources.entry(f.flow.key.src_ip()).or_default();
-            e.0 += f.flow.bytes_toserver + f.flow.bytes_toclient;
-            e.1 += f.flow.pkts_toserver + f.flow.pkts_toclient;
-            e.2 += 1;
+        let mut sample = self.flow_count();
+        // hashbrown's (foldhash) hasher: the addresses come from the table, and a flood may
+        // put a million of them here every second.
+        let mut sources = std::collections::HashMap::with_hasher(hashbrown::DefaultHashBuilder::default());
+        self.table.per_source(&mut sources);
+        sample.sources = sources.into_iter().collect();
+        let most = |a: &(std::net::IpAddr, (u64, u64, u64))| (std::cmp::Reverse(a.1 .0), a.0);
+        if sample.sources.len() > crate::telemetry::SOURCES_PER_WORKER {
+            sample.sources.select_nth_unstable_by_key(crate::telemetry::SOURCES_PER_WORKER - 1, most);
+            sample.sources.truncate(crate::telemetry::SOURCES_PER_WORKER);
         }
         self.table.largest(n, &mut sample.largest);
         if let Some(d) = &self.det {

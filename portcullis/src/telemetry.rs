@@ -7,8 +7,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use portcullis_api::{
@@ -27,6 +28,11 @@ pub const HISTORY: usize = 120;
 pub const ALERTS_KEPT: usize = 500;
 /// Largest flows each worker reports per sample.
 pub const FLOWS_PER_WORKER: usize = 200;
+/// Source addresses each worker reports per sample, those holding the most bytes. Workers
+/// share a source's flows by flow hash, so each one's leaders are close to the whole
+/// table's; the console shows the first 200. A spoofed flood puts a million sources in
+/// the table: reporting all of them cost the writer the merge of every one, every second.
+pub const SOURCES_PER_WORKER: usize = 1000;
 /// Flows and talkers one snapshot carries.
 const SNAPSHOT_ROWS: usize = 200;
 /// Lines queued per `subscribe` connection before its lines are dropped (and counted).
@@ -34,12 +40,13 @@ pub const SUBSCRIBER_QUEUE: usize = 4096;
 /// Score latencies kept for the percentiles.
 const LATENCIES_KEPT: usize = 4096;
 
-/// One worker's view of its flows at a sample: the largest flows, and per source address
-/// the bytes, packets and flows it holds in the table.
+/// One worker's view of its flows at a sample: the largest flows, and for the sources
+/// holding the most bytes ([`SOURCES_PER_WORKER`]), the bytes, packets and flows each holds
+/// in the table.
 #[derive(Debug, Clone, Default)]
 pub struct FlowSample {
     pub largest: Vec<LiveFlow>,
-    pub sources: HashMap<IpAddr, (u64, u64, u64)>,
+    pub sources: Vec<(IpAddr, (u64, u64, u64))>,
     pub active: u64,
     pub app: HashMap<u64, &'static str>,
 }
@@ -142,7 +149,44 @@ fn read_rule(file: &std::path::Path, line: u32) -> Option<String> {
 /// Shared between the writer thread (which feeds it) and the control and metrics threads
 /// (which read it).
 #[derive(Debug, Clone, Default)]
-pub struct Telemetry(Arc<Mutex<State>>);
+pub struct Telemetry {
+    state: Arc<Mutex<State>>,
+    watch: Arc<Watch>,
+}
+
+/// How long after the last snapshot was read the workers go on walking their flow tables
+/// for it: a console reads one a second, Prometheus typically every 15 s.
+pub const WATCH_WINDOW: Duration = Duration::from_secs(30);
+
+/// When a snapshot was last read. The workers' once-a-second walk of their flow tables (the
+/// largest flows, the bytes per source) costs a table of a million flows 80 to 200 ms of a
+/// worker's second (benches/RESULTS.md); nobody reads its result unless a console or a
+/// metrics scrape asks, so the walk waits for one. Counters (flows active, packets) are
+/// kept either way.
+#[derive(Debug)]
+pub struct Watch {
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the last read, plus one; 0 for never.
+    last: AtomicU64,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch { epoch: Instant::now(), last: AtomicU64::new(0) }
+    }
+}
+
+impl Watch {
+    fn touch(&self) {
+        self.last.store(self.epoch.elapsed().as_millis() as u64 + 1, Ordering::Relaxed);
+    }
+
+    /// Whether a snapshot was read within [`WATCH_WINDOW`].
+    pub fn watched(&self) -> bool {
+        let last = self.last.load(Ordering::Relaxed);
+        last != 0 && self.epoch.elapsed().as_millis() as u64 + 1 - last <= WATCH_WINDOW.as_millis() as u64
+    }
+}
 
 impl Telemetry {
     /// `source` is `run` or `replay`; `mode` the capture kind (`af-xdp`, `file`, ...).
@@ -155,12 +199,17 @@ impl Telemetry {
             started: Some(Instant::now()),
             ..State::default()
         };
-        Telemetry(Arc::new(Mutex::new(s)))
+        Telemetry { state: Arc::new(Mutex::new(s)), watch: Arc::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere while holding the lock leaves figures, not invariants: go on.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether anyone reads the snapshots (see [`Watch`]), for the workers to ask.
+    pub fn watch(&self) -> Arc<Watch> {
+        self.watch.clone()
     }
 
     /// One second's counters of every port, and the drops by reason so far.
@@ -365,6 +414,7 @@ impl Telemetry {
 
     /// The console's view now.
     pub fn snapshot(&self, policy: Option<&PolicyHandle>) -> Snapshot {
+        self.watch.touch();
         let mut alerts: Vec<AlertRow> = self.lock().alerts.iter().cloned().collect();
         self.fill_rule_texts(&mut alerts);
         let s = self.lock();
@@ -571,6 +621,20 @@ mod tests {
         assert_eq!(s.traffic.drops_by_reason, [("ring".to_string(), 4)], "reasons with no drops are left out");
         assert_eq!(s.capture.ports[0].packets_per_sec, 100);
         assert_eq!(s.enforcement.mode, "off");
+    }
+
+    #[test]
+    fn the_flow_tables_are_walked_only_while_someone_reads_snapshots() {
+        let t = Telemetry::new("run", "af-packet", false, None);
+        let watch = t.watch();
+        assert!(!watch.watched(), "nobody has read a snapshot yet");
+        let _ = t.snapshot(None);
+        assert!(watch.watched());
+        let w = Watch { epoch: Instant::now() - WATCH_WINDOW * 2, last: AtomicU64::new(0) };
+        w.touch();
+        assert!(w.watched());
+        w.last.store(1, Ordering::Relaxed);
+        assert!(!w.watched(), "a read longer than WATCH_WINDOW ago does not count");
     }
 
     #[test]
