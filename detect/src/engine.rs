@@ -435,6 +435,23 @@ impl Engine {
         FlowDetect::default()
     }
 
+    /// A flow's state moved from `old`'s rules to this engine's, for a rule reload: what
+    /// belongs to the flow stays (its flowbits, matched by name; its pass or drop verdict, as
+    /// Suricata keeps them on the flow; the stream windows), and what is tied to `old`'s rule
+    /// numbers starts afresh (per-flow thresholds, transactions alerted on, IP-only rules
+    /// done). A bit no rule of this engine names is dropped: nothing could test it.
+    pub fn carry_flow(&self, old: &Engine, flow: FlowDetect) -> FlowDetect {
+        let mut new = FlowDetect::default();
+        for (i, name) in old.flowbit_names.iter().enumerate() {
+            if flow.bit(i as u32) {
+                if let Some(j) = self.flowbit_index(name) {
+                    new.apply(FlowbitCmd::Set, j);
+                }
+            }
+        }
+        FlowDetect { passed: flow.passed, dropped: flow.dropped, stream: flow.stream, ..new }
+    }
+
     pub fn new_scratch(&self) -> Scratch {
         Scratch {
             marks: vec![0; self.rules.len()],

@@ -148,6 +148,27 @@ fn flowbits_across_packets_and_within_one() {
 }
 
 #[test]
+fn flowbits_carry_over_a_rule_reload_by_name() {
+    let m = meta(17, Direction::ToServer, 0);
+    let mut old = T::new(vec![
+        rule(1).content(b"login").flowbit(FlowbitCmd::Set, &["login"]).noalert().build(),
+        rule(2).content(b"login").flowbit(FlowbitCmd::Set, &["gone"]).noalert().build(),
+    ]);
+    assert!(old.sids(&input(&m, b"login", TS)).is_empty());
+    // The new rules name other bits first, so `login` has another index in them.
+    let mut new = T::new(vec![
+        rule(5).content(b"zzz").flowbit(FlowbitCmd::Set, &["first", "second"]).noalert().build(),
+        rule(6).content(b"pass").flowbit(FlowbitCmd::IsSet, &["login"]).build(),
+        rule(7).content(b"pass").flowbit(FlowbitCmd::IsSet, &["first"]).build(),
+    ]);
+    assert_ne!(new.engine.flowbit_index("login"), old.engine.flowbit_index("login"));
+    assert!(new.sids(&input(&m, b"pass", TS)).is_empty(), "a fresh flow has no bits");
+    new.flow = new.engine.carry_flow(&old.engine, std::mem::take(&mut old.flow));
+    assert_eq!(new.sids(&input(&m, b"pass", TS)), vec![6], "the flow's `login` is still set under the new rules");
+    assert_eq!(new.engine.flowbit_index("gone"), None, "a bit the new rules never name is dropped");
+}
+
+#[test]
 fn thresholds() {
     let m0 = meta(17, Direction::ToServer, 0);
     // by_flow limit lives in the flow.

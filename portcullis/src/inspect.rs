@@ -23,9 +23,9 @@ pub trait Inspector: Send + Sync + 'static {
     type Threshold: Send + 'static;
 
     fn new_flow(&self) -> Self::Flow;
-    /// Makes a live flow's state, built by another engine (before a rule reload), fit this
+    /// Makes a live flow's state, built by `old` (the engine before a rule reload), fit this
     /// one. The default starts it afresh; an engine keeps what does not depend on the rules.
-    fn rebind_flow(&self, flow: &mut Self::Flow) {
+    fn rebind_flow(&self, _old: &Self, flow: &mut Self::Flow) {
         *flow = self.new_flow();
     }
     fn new_scratch(&self) -> Self::Scratch;
@@ -148,10 +148,11 @@ impl Inspector for Detect {
         DetectFlow { detect: self.engine.new_flow(), app: None, alert_logs: Vec::new(), guess: None, app_fed: [0; 2] }
     }
     /// The app layer (parser state, transactions) does not depend on the rules and is kept;
-    /// the rules' own per-flow state (flowbits, per-flow counts) starts afresh with the new
-    /// rules, as their ids may mean other rules now.
-    fn rebind_flow(&self, flow: &mut Self::Flow) {
-        flow.detect = self.engine.new_flow();
+    /// of the rules' per-flow state, flowbits carry over by name and the flow's pass or drop
+    /// verdict stays, as in Suricata, while what is counted per rule starts afresh
+    /// (`Engine::carry_flow`).
+    fn rebind_flow(&self, old: &Self, flow: &mut Self::Flow) {
+        flow.detect = self.engine.carry_flow(&old.engine, std::mem::take(&mut flow.detect));
         flow.alert_logs.clear();
     }
     fn new_scratch(&self) -> Self::Scratch {

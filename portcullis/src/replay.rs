@@ -732,7 +732,7 @@ impl<I: Inspector> Shard<I> {
         self.app.merge(&d.engine.take_app_stats(&mut d.scratch));
         d.scratch = engine.new_scratch();
         for c in d.flows.iter_mut().flatten() {
-            engine.rebind_flow(&mut c.detect);
+            engine.rebind_flow(&d.engine, &mut c.detect);
         }
         d.engine = engine;
         d.generation = g;
