@@ -337,6 +337,9 @@ pub fn run_live_reloadable<I: Inspector>(
     let mut latest: Vec<WorkerStats> = vec![WorkerStats::default(); n];
     let mut next_stats = Instant::now() + opts.stats_interval;
     let has_rules = engine.is_some();
+    // The workers, the sink and the slot hold what they need; this reference would keep the
+    // first rules' engine alive through every reload.
+    drop(engine);
     // The bind mode each AF_XDP port ended up with, for stats (the notes say it at start).
     let zero_copy_ports = descriptions.iter().filter(|d| d.ends_with("af-xdp zero-copy")).count() as u64;
     let copy_ports = descriptions.iter().filter(|d| d.ends_with("af-xdp copy mode")).count() as u64;

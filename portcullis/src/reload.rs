@@ -10,13 +10,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// At most this many engines are kept. The one just replaced always stays (the writer may
-/// still be writing alerts from the workers' last batches on it); older ones stay only while
-/// a worker or the writer still holds them (reloads in quick succession), because an engine
-/// is large: ET Open's is about 110 MB, and keeping four of them cost a gateway 700 MB of
-/// RSS after a handful of reloads (benches/RESULTS.md).
-const KEPT: usize = 4;
-
 /// The engine in force and its generation, with the few before it.
 #[derive(Debug)]
 pub struct EngineSlot<I> {
@@ -53,16 +46,17 @@ impl<I> EngineSlot<I> {
         let mut e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
         let g = e.back().map_or(0, |(g, _)| g + 1);
         e.push_back((g, engine));
+        // The one just replaced always stays; older ones only while something else holds
+        // them: a worker that has not moved yet, the writer, or a batch on its way to the
+        // writer (`WorkerOut` holds the engine that inspected it), so the writer finds every
+        // batch's engine. Keeping a fixed number instead cost a gateway 700 MB of RSS after a
+        // handful of ET Open reloads (about 110 MB an engine; benches/RESULTS.md).
         let newest_two = e.len().saturating_sub(2);
         let mut i = 0;
         e.retain(|(_, engine)| {
             i += 1;
-            // Beyond the newest two, an engine that only this slot holds serves nobody.
             i > newest_two || Arc::strong_count(engine) > 1
         });
-        while e.len() > KEPT {
-            e.pop_front();
-        }
         // Published after the engine is in the list, so a worker that sees the new number
         // finds its engine.
         self.generation.store(g, Ordering::Release);
@@ -113,13 +107,15 @@ mod tests {
         assert_eq!(slot.swap(Arc::new("fifth")), 4);
         assert!(slot.get(1).is_none() && slot.get(2).is_none(), "held by nobody: dropped");
         assert_eq!(slot.get(3).as_deref(), Some(&"fourth"), "the one just replaced always stays");
-        // However many are held, at most KEPT are kept.
-        let held: Vec<_> = (0..KEPT + 2).map(|i| {
+        // However many are held, all are kept: a batch on its way to the writer holds its own.
+        let held: Vec<_> = (0..6).map(|i| {
             slot.swap(Arc::new(if i % 2 == 0 { "x" } else { "y" }));
             slot.current().1
         }).collect();
-        assert_eq!((0..=slot.generation()).filter(|&g| slot.get(g).is_some()).count(), KEPT);
+        assert!((5..=slot.generation()).all(|g| slot.get(g).is_some()));
         drop(held);
+        slot.swap(Arc::new("last"));
+        assert_eq!((0..=slot.generation()).filter(|&g| slot.get(g).is_some()).count(), 2, "once let go, only two stay");
         assert_eq!(slot.get(slot.generation()).as_deref(), Some(&*slot.current().1));
     }
 }

@@ -349,11 +349,15 @@ pub(crate) struct WorkerOut {
     ml: Vec<MlAlert>,
     /// The rule engine's generation that inspected the batch (see `crate::reload`).
     generation: u32,
+    /// That engine, held until the writer has written the batch: a rule reload keeps an old
+    /// engine in its slot only while something holds it, so this keeps the writer able to
+    /// name the batch's alerts however many reloads happen before it gets there.
+    engine: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl WorkerOut {
     pub(crate) fn new(seq: u64) -> Self {
-        WorkerOut { seq, records: Vec::new(), events: Vec::new(), dropped: Vec::new(), ml: Vec::new(), generation: 0 }
+        WorkerOut { seq, records: Vec::new(), events: Vec::new(), dropped: Vec::new(), ml: Vec::new(), generation: 0, engine: None }
     }
 
     /// The `pcap_cnt`s of the frames a drop verdict discarded.
@@ -757,6 +761,11 @@ impl<I: Inspector> Shard<I> {
 
     fn stamp(&self, out: &mut WorkerOut) {
         out.generation = self.det.as_ref().map_or(0, |d| d.generation);
+        if let (Some(_), Some(d)) = (&self.slot, &self.det) {
+            if out.engine.is_none() {
+                out.engine = Some(d.engine.clone());
+            }
+        }
     }
 
     /// Accounts, inspects and scores the batch's packets, then ends the flows whose timeout
