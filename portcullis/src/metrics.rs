@@ -118,7 +118,7 @@ fn u(v: &Value, path: &str) -> u64 {
 
 /// The metrics text of one scrape.
 pub fn render(control: &Control) -> String {
-    let snap = control.telemetry.snapshot(control.policy.as_ref());
+    let snap = control.telemetry.figures(control.policy.as_ref());
     let stats = control.last_stats.lock().ok().and_then(|s| s.clone()).unwrap_or(Value::Null);
     let st = stats.get("stats").cloned().unwrap_or(Value::Null);
     let mut reg = Registry::with_prefix("portcullis");

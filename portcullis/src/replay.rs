@@ -864,7 +864,7 @@ impl<I: Inspector> Shard<I> {
     /// The shard's flows for the console: the `n` largest (with their app-layer protocol)
     /// and what the sources holding the most bytes hold in the table.
     pub(crate) fn flow_sample(&self, n: usize) -> crate::telemetry::FlowSample {
-        let mut sample = self.flow_count();
+        let mut sample = crate::telemetry::FlowSample { walked: true, ..self.flow_count() };
         // hashbrown's (foldhash) hasher: the addresses come from the table, and a flood may
         // put a million of them here every second.
         let mut sources = std::collections::HashMap::with_hasher(hashbrown::DefaultHashBuilder::default());

@@ -37,6 +37,9 @@ pub const SOURCES_PER_WORKER: usize = 1000;
 const SNAPSHOT_ROWS: usize = 200;
 /// Lines queued per `subscribe` connection before its lines are dropped (and counted).
 pub const SUBSCRIBER_QUEUE: usize = 4096;
+/// Model verdicts of live flows kept while nobody looks (then the flows are not sampled,
+/// so verdicts of ended flows cannot be pruned).
+const ML_VERDICTS_KEPT: usize = 10_000;
 /// Score latencies kept for the percentiles.
 const LATENCIES_KEPT: usize = 4096;
 
@@ -47,6 +50,9 @@ const LATENCIES_KEPT: usize = 4096;
 pub struct FlowSample {
     pub largest: Vec<LiveFlow>,
     pub sources: Vec<(IpAddr, (u64, u64, u64))>,
+    /// Whether the worker walked its table for this sample ([`Watch`]); without, only
+    /// `active` is filled.
+    pub walked: bool,
     pub active: u64,
     pub app: HashMap<u64, &'static str>,
 }
@@ -95,8 +101,8 @@ struct State {
     drops: Vec<(String, u64)>,
     events_lost: u64,
     flows: Vec<FlowSample>,
-    prev_sources: HashMap<IpAddr, u64>,
-    prev_sources_pkts: HashMap<IpAddr, u64>,
+    /// Bytes and packets each worker's sources held at the previous walk, by worker.
+    prev_sources: HashMap<(usize, IpAddr), (u64, u64)>,
     talkers: Vec<Talker>,
     prev_sample: Option<Instant>,
     alerts: VecDeque<AlertRow>,
@@ -155,14 +161,14 @@ pub struct Telemetry {
 }
 
 /// How long after the last snapshot was read the workers go on walking their flow tables
-/// for it: a console reads one a second, Prometheus typically every 15 s.
-pub const WATCH_WINDOW: Duration = Duration::from_secs(30);
+/// for it: longer than the console's slowest refresh (`--refresh 60`).
+pub const WATCH_WINDOW: Duration = Duration::from_secs(90);
 
 /// When a snapshot was last read. The workers' once-a-second walk of their flow tables (the
 /// largest flows, the bytes per source) costs a table of a million flows 80 to 200 ms of a
-/// worker's second (benches/RESULTS.md); nobody reads its result unless a console or a
-/// metrics scrape asks, so the walk waits for one. Counters (flows active, packets) are
-/// kept either way.
+/// worker's second (benches/RESULTS.md); only a console (or a `snapshot` request) reads its
+/// result, so the walk waits for one. Counters (flows active, packets) are kept either way,
+/// and `/metrics`, which reads only those, does not count as looking.
 #[derive(Debug)]
 pub struct Watch {
     epoch: Instant,
@@ -184,7 +190,7 @@ impl Watch {
     /// Whether a snapshot was read within [`WATCH_WINDOW`].
     pub fn watched(&self) -> bool {
         let last = self.last.load(Ordering::Relaxed);
-        last != 0 && self.epoch.elapsed().as_millis() as u64 + 1 - last <= WATCH_WINDOW.as_millis() as u64
+        last != 0 && (self.epoch.elapsed().as_millis() as u64 + 1).saturating_sub(last) <= WATCH_WINDOW.as_millis() as u64
     }
 }
 
@@ -255,35 +261,44 @@ impl Telemetry {
         s.events_lost = events_lost;
     }
 
-    /// The latest flow samples of every worker; talkers' rates are the change in the bytes
-    /// each source holds in live flows since the previous call.
+    /// The latest flow samples of every worker. A talker's rate is the change in the bytes
+    /// and packets its live flows hold, summed over the workers that reported it both this
+    /// time and the time before (each reports only its leading sources, so a source that
+    /// leaves and re-enters one worker's list counts nothing for that worker, rather than a
+    /// jump by all it holds there).
     pub fn record_flows(&self, now: Instant, samples: Vec<FlowSample>) {
         let mut s = self.lock();
-        let mut sources: HashMap<IpAddr, (u64, u64, u64)> = HashMap::new();
-        for w in &samples {
-            for (ip, (b, p, f)) in &w.sources {
-                let e = sources.entry(*ip).or_default();
-                e.0 += b;
-                e.1 += p;
-                e.2 += f;
+        if !samples.iter().any(|w| w.walked) {
+            // Nobody looking: only the flow counts came. Rates start afresh at the next walk;
+            // the model's verdicts stay for the flows a console will show then, within bounds.
+            s.talkers.clear();
+            s.prev_sources.clear();
+            s.prev_sample = None;
+            if s.ml_by_flow.len() > ML_VERDICTS_KEPT {
+                s.ml_by_flow.clear();
             }
+            s.flows = samples;
+            return;
         }
         let dt = s.prev_sample.map(|t| now.saturating_duration_since(t).as_secs_f64()).filter(|&d| d > 0.0);
-        let mut talkers: Vec<Talker> = sources
-            .iter()
-            .map(|(ip, &(b, p, f))| {
-                let rate = |now: u64, before: Option<&u64>| match (before, dt) {
-                    (Some(&before), Some(dt)) => (now.saturating_sub(before) as f64 / dt).round() as u64,
-                    _ => 0,
-                };
-                Talker { addr: *ip, bytes_per_sec: rate(b, s.prev_sources.get(ip)), packets_per_sec: rate(p, s.prev_sources_pkts.get(ip)), flows: f }
-            })
-            .collect();
+        let mut sources: HashMap<IpAddr, Talker> = HashMap::new();
+        let mut prev = HashMap::with_capacity(s.prev_sources.len());
+        for (i, w) in samples.iter().enumerate() {
+            for &(ip, (b, p, f)) in &w.sources {
+                let t = sources.entry(ip).or_insert_with(|| Talker { addr: ip, bytes_per_sec: 0, packets_per_sec: 0, flows: 0 });
+                t.flows += f;
+                if let (Some(&(b0, p0)), Some(dt)) = (s.prev_sources.get(&(i, ip)), dt) {
+                    t.bytes_per_sec += (b.saturating_sub(b0) as f64 / dt).round() as u64;
+                    t.packets_per_sec += (p.saturating_sub(p0) as f64 / dt).round() as u64;
+                }
+                prev.insert((i, ip), (b, p));
+            }
+        }
+        let mut talkers: Vec<Talker> = sources.into_values().collect();
         talkers.sort_by(|a, b| b.bytes_per_sec.cmp(&a.bytes_per_sec).then(b.flows.cmp(&a.flows)).then(a.addr.cmp(&b.addr)));
         talkers.truncate(SNAPSHOT_ROWS);
         s.talkers = talkers;
-        s.prev_sources = sources.iter().map(|(ip, v)| (*ip, v.0)).collect();
-        s.prev_sources_pkts = sources.iter().map(|(ip, v)| (*ip, v.1)).collect();
+        s.prev_sources = prev;
         s.prev_sample = Some(now);
         let live: std::collections::HashSet<u64> = samples.iter().flat_map(|w| w.largest.iter().map(|f| f.flow.flow_id)).collect();
         s.ml_by_flow.retain(|id, _| live.contains(id));
@@ -413,8 +428,16 @@ impl Telemetry {
     }
 
     /// The console's view now.
+    /// The snapshot a console (or any `snapshot` request) reads: it also tells the workers
+    /// that someone is looking ([`Watch`]).
     pub fn snapshot(&self, policy: Option<&PolicyHandle>) -> Snapshot {
         self.watch.touch();
+        self.figures(policy)
+    }
+
+    /// The snapshot without telling the workers to walk their tables: for `/metrics`, which
+    /// reads only counters (the flow count comes with every sample).
+    pub fn figures(&self, policy: Option<&PolicyHandle>) -> Snapshot {
         let mut alerts: Vec<AlertRow> = self.lock().alerts.iter().cloned().collect();
         self.fill_rule_texts(&mut alerts);
         let s = self.lock();
@@ -630,11 +653,39 @@ mod tests {
         assert!(!watch.watched(), "nobody has read a snapshot yet");
         let _ = t.snapshot(None);
         assert!(watch.watched());
-        let w = Watch { epoch: Instant::now() - WATCH_WINDOW * 2, last: AtomicU64::new(0) };
+        // On a host up for less than this the test cannot go back far enough; such a host
+        // does not run CI.
+        let w = Watch { epoch: Instant::now().checked_sub(WATCH_WINDOW * 2).expect("uptime over 3 minutes"), last: AtomicU64::new(0) };
         w.touch();
         assert!(w.watched());
         w.last.store(1, Ordering::Relaxed);
         assert!(!w.watched(), "a read longer than WATCH_WINDOW ago does not count");
+    }
+
+    #[test]
+    fn talker_rates_count_only_what_each_worker_saw_both_times() {
+        let t = Telemetry::new("run", "af-packet", false, None);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (a, b) = (ip("192.0.2.1"), ip("192.0.2.2"));
+        let sample = |sources: Vec<(IpAddr, (u64, u64, u64))>| FlowSample { sources, walked: true, active: 1, ..FlowSample::default() };
+        let t0 = Instant::now();
+        let talkers = |t: &Telemetry| t.figures(None).top_talkers.into_iter().map(|x| (x.addr, x.bytes_per_sec, x.packets_per_sec, x.flows)).collect::<Vec<_>>();
+        t.record_flows(t0, vec![sample(vec![(a, (1000, 10, 1))]), sample(vec![(a, (500, 5, 1)), (b, (100, 1, 1))])]);
+        assert_eq!(talkers(&t), [(a, 0, 0, 2), (b, 0, 0, 1)], "no rate before a second sample");
+        // Two seconds later: a grew on both workers; b left worker 1's list.
+        t.record_flows(t0 + Duration::from_secs(2), vec![sample(vec![(a, (3000, 30, 1))]), sample(vec![(a, (900, 9, 1))])]);
+        assert_eq!(talkers(&t), [(a, 1200, 12, 2)]);
+        // b is back on worker 1 holding 10,000 bytes: not a jump, since worker 1 did not list
+        // it last time.
+        t.record_flows(t0 + Duration::from_secs(3), vec![sample(vec![(a, (3000, 30, 1))]), sample(vec![(a, (900, 9, 1)), (b, (10_000, 50, 3))])]);
+        assert_eq!(talkers(&t), [(b, 0, 0, 3), (a, 0, 0, 2)], "equal rates: more flows first");
+        // Unwalked samples (nobody looking): no talkers, and the next walk starts rates afresh.
+        t.record_flows(t0 + Duration::from_secs(4), vec![FlowSample { active: 7, ..FlowSample::default() }; 2]);
+        let s = t.figures(None);
+        assert!(s.top_talkers.is_empty());
+        assert_eq!(s.flows_active, 14);
+        t.record_flows(t0 + Duration::from_secs(5), vec![sample(vec![(a, (9000, 90, 1))]), sample(vec![])]);
+        assert_eq!(talkers(&t), [(a, 0, 0, 1)]);
     }
 
     #[test]
