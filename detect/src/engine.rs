@@ -442,9 +442,13 @@ impl Engine {
     /// done). A bit no rule of this engine names is dropped: nothing could test it.
     pub fn carry_flow(&self, old: &Engine, flow: FlowDetect) -> FlowDetect {
         let mut new = FlowDetect::default();
-        for (i, name) in old.flowbit_names.iter().enumerate() {
-            if flow.bit(i as u32) {
-                if let Some(j) = self.flowbit_index(name) {
+        // Only the bits set: most flows have none (and then no words at all).
+        for (w, &word) in flow.bits.iter().enumerate() {
+            let mut rest = word;
+            while rest != 0 {
+                let i = w * 64 + rest.trailing_zeros() as usize;
+                rest &= rest - 1;
+                if let Some(j) = old.flowbit_names.get(i).and_then(|name| self.flowbit_index(name)) {
                     new.apply(FlowbitCmd::Set, j);
                 }
             }

@@ -165,7 +165,24 @@ fn flowbits_carry_over_a_rule_reload_by_name() {
     assert!(new.sids(&input(&m, b"pass", TS)).is_empty(), "a fresh flow has no bits");
     new.flow = new.engine.carry_flow(&old.engine, std::mem::take(&mut old.flow));
     assert_eq!(new.sids(&input(&m, b"pass", TS)), vec![6], "the flow's `login` is still set under the new rules");
-    assert_eq!(new.engine.flowbit_index("gone"), None, "a bit the new rules never name is dropped");
+
+    // Bits past the first word carry too.
+    let names: Vec<String> = (0..70).map(|i| format!("b{i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut old = T::new(vec![rule(1).content(b"zzz").flowbit(FlowbitCmd::Set, &refs).noalert().build(), rule(2).content(b"set").flowbit(FlowbitCmd::Set, &refs[66..67]).noalert().build()]);
+    assert!(old.engine.flowbit_index("b66").is_some_and(|i| i >= 64), "{:?}", old.engine.flowbit_index("b66"));
+    old.sids(&input(&m, b"set", TS));
+    let mut new = T::new(vec![rule(3).content(b"q").flowbit(FlowbitCmd::IsSet, &["b66"]).build(), rule(4).content(b"q").flowbit(FlowbitCmd::IsSet, &["b65"]).build()]);
+    new.flow = new.engine.carry_flow(&old.engine, std::mem::take(&mut old.flow));
+    assert_eq!(new.sids(&input(&m, b"q", TS)), vec![3]);
+
+    // A flow an IP-only pass rule passed stays passed under rules that would alert on it.
+    let mut old = T::new(vec![rule(9).src("10.0.0.1").action(Action::Pass).build()]);
+    assert!(old.run(&input(&m, b"x", TS)).1.pass_flow);
+    let mut new = T::new(vec![rule(1).content(b"x").build()]);
+    assert_eq!(new.sids(&input(&m, b"x", TS)), vec![1], "a fresh flow alerts");
+    new.flow = new.engine.carry_flow(&old.engine, std::mem::take(&mut old.flow));
+    assert!(new.sids(&input(&m, b"x", TS)).is_empty(), "the carried flow is still passed");
 }
 
 #[test]
