@@ -93,11 +93,11 @@ impl Session {
     /// Hands a key to the app; a request it returns is sent at once. A quick request's answer
     /// is shown straight away, a slow one's when it comes ([`Session::tick`]); the screen
     /// keeps drawing meanwhile.
-    pub(crate) fn key(&mut self, link: &mut dyn Link, key: KeyEvent) {
+    pub(crate) fn key(&mut self, link: &mut dyn Link, key: KeyEvent, now: Instant) {
         if let Some(request) = self.app.on_key(key) {
             let reply = link.send(&request);
             self.out.push((self.app.on_sent(), reply));
-            self.collect(Instant::now());
+            self.collect(now);
         }
     }
 
@@ -154,7 +154,7 @@ pub fn run(link: &mut dyn Link, refresh: Duration) -> io::Result<()> {
             // (a paste, a test's send-keys) does not redraw once per key.
             loop {
                 if let Event::Key(key) = event::read()? {
-                    session.key(link, key);
+                    session.key(link, key, Instant::now());
                 }
                 if session.app.should_quit() || !event::poll(Duration::ZERO)? {
                     break;

@@ -846,12 +846,12 @@ fn session_unblocks_with_4_u_y_and_refreshes_at_once() {
     s.tick(&mut link, t0 + Duration::from_millis(10));
     assert_eq!(link.taken, 1);
     for c in "4uy".chars() {
-        s.key(&mut link, key(c));
+        s.key(&mut link, key(c), t0 + Duration::from_millis(20));
     }
     assert_eq!(link.sent, vec![Request::Unblock { addr: "203.0.113.9".into(), by: Some("test".into()) }]);
     assert_eq!(s.app.status().unwrap().text, "unblock 203.0.113.9: ok");
     // The reply makes the next snapshot due now, so the entry disappears without waiting.
-    s.tick(&mut link, Instant::now());
+    s.tick(&mut link, t0 + Duration::from_millis(20));
     assert_eq!(link.taken, 2);
     assert!(!contains(&render(&s.app, 80, 24), "BLOCK 203.0.113.9"));
 }
@@ -876,7 +876,7 @@ fn session_survives_the_daemon_going_away() {
     s.tick(&mut link, t0 + refresh * 3);
     assert_eq!(s.app.link_error(), None);
     // Paused: no snapshots are taken, and the wait is a whole interval.
-    s.key(&mut link, key('p'));
+    s.key(&mut link, key('p'), t0 + refresh * 3);
     s.tick(&mut link, t0 + refresh * 10);
     assert_eq!(link.taken, 4);
     assert_eq!(s.wait(t0), refresh);
@@ -890,7 +890,7 @@ fn session_keeps_drawing_while_a_slow_request_runs() {
     let t0 = Instant::now();
     s.tick(&mut link, t0);
     for c in "ry".chars() {
-        s.key(&mut link, key(c));
+        s.key(&mut link, key(c), t0);
     }
     assert_eq!(link.sent, vec![Request::ReloadRules]);
     assert_eq!(s.app.waiting(), ["reload the rule files"]);
@@ -903,7 +903,7 @@ fn session_keeps_drawing_while_a_slow_request_runs() {
     // A quicker request answered meanwhile takes the status line; the reload is still named.
     link.slow = false;
     for c in "4uy".chars() {
-        s.key(&mut link, key(c));
+        s.key(&mut link, key(c), t0 + refresh * 2);
     }
     assert_eq!(s.app.status().unwrap().text, "unblock 203.0.113.9: ok");
     let got = render(&s.app, 100, 24);
