@@ -10,19 +10,19 @@ cd "$(dirname "$0")/.."
 export PORTCULLIS_DATA=${PORTCULLIS_DATA:-$(cd .. && pwd)/shared/data}
 # Release code generation without LTO (Cargo.toml's `ci` profile), for the xtask binaries
 # and the tests alike: linking tract into every test binary with LTO takes most of an hour.
-# Everything is built once, as the workspace's tests build it (which includes the xtask and
-# portcullis binaries and the GPU benchmark example, so neither can rot); the checks below
+# Everything is built once, as the workspace's tests build it, with the binaries, the GPU
+# benchmark example and the criterion benchmarks (so none of them can rot); the checks below
 # run those binaries rather than `cargo xtask`, whose own builds (xtask in `release`,
 # `--package portcullis`) resolve features differently and would compile most of the tree
 # again.
-cargo build --workspace --profile ci --bins --tests --examples
-target=${CARGO_TARGET_DIR:-$PWD/target}
-export PORTCULLIS_BIN=$target/ci/portcullis
-xtask=$target/ci/xtask
+cargo build --workspace --profile ci --bins --tests --examples --benches
+target=$(cargo metadata --no-deps --format-version 1 | jq -r .target_directory)
+export PORTCULLIS_BIN="$target/ci/portcullis"
+xtask="$target/ci/xtask"
 if [ -d "$PORTCULLIS_DATA/pcaps" ]; then
   # Every 6th nDPI/Zeek capture keeps this to a couple of minutes; the full run is
   # `cargo xtask suricata-diff` (see benches/RESULTS.md for its figure).
-  $xtask suricata-diff --every 6 --min-agreement 99 --report target/suricata-diff.json
+  "$xtask" suricata-diff --every 6 --min-agreement 99 --report "$target/suricata-diff.json"
 else
   echo "skipping the Suricata differential check: $PORTCULLIS_DATA/pcaps not found (set PORTCULLIS_DATA)"
 fi
@@ -31,8 +31,8 @@ if [ -d "$PORTCULLIS_DATA/suricata-verify/tests" ]; then
   # the tests in the ratchet file must keep passing, and the pass rate is also given over the
   # tests Suricata 7.0.10 itself passes (the baseline). A few seconds: most tests are skipped
   # (with their reasons in target/suricata-verify.json) before anything is replayed.
-  $xtask suricata-verify --ratchet xtask/suricata-verify-ratchet.txt --baseline xtask/suricata-verify-baseline.txt \
-    --report target/suricata-verify.json
+  "$xtask" suricata-verify --ratchet xtask/suricata-verify-ratchet.txt --baseline xtask/suricata-verify-baseline.txt \
+    --report "$target/suricata-verify.json"
 else
   echo "skipping suricata-verify: $PORTCULLIS_DATA/suricata-verify not found (set PORTCULLIS_DATA)"
 fi

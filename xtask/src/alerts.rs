@@ -205,13 +205,19 @@ fn cache_key(cap: &Path, rules_text: &str) -> String {
 fn suricata_eve(tool: &Path, cap: &Path, rules: &Path, dir: &Path) -> anyhow::Result<Option<PathBuf>> {
     let eve = dir.join("eve.json");
     let done = dir.join("done");
-    if done.exists() {
-        return Ok(eve.exists().then_some(eve));
+    // Only a run that worked is reused: a failure may have been passing (a full disk, or an
+    // older xtask's jobs racing for apt), so it is tried again next time.
+    if done.exists() && eve.exists() {
+        return Ok(Some(eve));
     }
+    let _ = std::fs::remove_file(&done);
     let out = Command::new(tool).arg(dir).arg(cap).arg(rules).output().with_context(|| format!("running {}", tool.display()))?;
     std::fs::write(dir.join("suricata-ref.out"), [&out.stdout[..], &out.stderr[..]].concat())?;
-    std::fs::write(&done, if out.status.success() { "ok" } else { "failed" })?;
-    Ok((out.status.success() && eve.exists()).then_some(eve))
+    if !(out.status.success() && eve.exists()) {
+        return Ok(None);
+    }
+    std::fs::write(&done, "ok")?;
+    Ok(Some(eve))
 }
 
 struct CaptureResult {

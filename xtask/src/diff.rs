@@ -259,7 +259,7 @@ pub fn run(a: DiffArgs) -> anyhow::Result<()> {
     let pct = 100.0 * total.agree as f64 / total.union().max(1) as f64;
     println!(
         "captures {}  flows: suricata {} portcullis {}  agree {} ({pct:.2} %)  counts differ {}  only suricata {}  only portcullis {}",
-        results.len(),
+        results.len() - refused.len(),
         total.suricata,
         total.portcullis,
         total.agree,
@@ -281,7 +281,7 @@ pub fn run(a: DiffArgs) -> anyhow::Result<()> {
         println!("  {e}");
     }
     if let Some(r) = &a.report {
-        let report = json!({"captures": results.len(), "suricata": total.suricata, "portcullis": total.portcullis,
+        let report = json!({"captures": results.len() - refused.len(), "suricata": total.suricata, "portcullis": total.portcullis,
             "agree": total.agree, "agreement_pct": pct, "counts_differ": total.counts_differ,
             "only_suricata": total.only_suricata, "only_portcullis": total.only_portcullis,
             "per_capture": per_capture, "disagreements": examples, "suricata_refused": refused});
