@@ -475,6 +475,8 @@ pub fn run_live_reloadable<I: Inspector>(
         let now = Instant::now();
         if now >= next_tick {
             next_tick = now + TELEMETRY_TICK;
+            // After a reload, let go of the old rules even when no batch comes to say so.
+            sink.follow_reload();
             if let Some(ev) = drift.tick(started.elapsed()) {
                 write_drift_alert(&mut sink, &ev);
             }

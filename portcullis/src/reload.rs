@@ -6,20 +6,36 @@
 //! inspected by half of one engine and half of the other. The writer looks each batch's
 //! alerts up in the engine that raised them, by the generation the batch carries.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
-/// The engine in force and its generation, with the few before it.
+/// The engine in force and its generation, and the ones before it while anything holds them.
+///
+/// Older engines are kept weakly: an engine lives exactly as long as a worker still inspects
+/// with it, a batch it inspected is on its way to the writer (`WorkerOut` holds its engine),
+/// or the writer uses it. Then the writer finds every batch's engine however many reloads
+/// came in between, and an engine nobody needs is freed at once. Keeping the last four
+/// strongly cost a gateway 700 MB of RSS after a handful of ET Open reloads (about 110 MB an
+/// engine; benches/RESULTS.md).
 #[derive(Debug)]
 pub struct EngineSlot<I> {
     generation: AtomicU32,
-    engines: Mutex<VecDeque<(u32, Arc<I>)>>,
+    engines: Mutex<Engines<I>>,
+}
+
+#[derive(Debug)]
+struct Engines<I> {
+    current: (u32, Arc<I>),
+    older: Vec<(u32, Weak<I>)>,
 }
 
 impl<I> EngineSlot<I> {
     pub fn new(engine: Arc<I>) -> Arc<EngineSlot<I>> {
-        Arc::new(EngineSlot { generation: AtomicU32::new(0), engines: Mutex::new(VecDeque::from([(0, engine)])) })
+        Arc::new(EngineSlot { generation: AtomicU32::new(0), engines: Mutex::new(Engines { current: (0, engine), older: Vec::new() }) })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Engines<I>> {
+        self.engines.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The generation in force: what workers compare with theirs per batch.
@@ -30,36 +46,32 @@ impl<I> EngineSlot<I> {
 
     /// The engine in force and its generation.
     pub fn current(&self) -> (u32, Arc<I>) {
-        let e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
-        let (g, engine) = e.back().expect("a slot always holds an engine");
-        (*g, engine.clone())
+        let e = self.lock();
+        (e.current.0, e.current.1.clone())
     }
 
-    /// The engine of generation `g`, while it is kept.
+    /// The engine of generation `g`, while something holds it.
     pub fn get(&self, g: u32) -> Option<Arc<I>> {
-        let e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
-        e.iter().find(|(x, _)| *x == g).map(|(_, engine)| engine.clone())
+        let e = self.lock();
+        if e.current.0 == g {
+            return Some(e.current.1.clone());
+        }
+        e.older.iter().find(|(x, _)| *x == g).and_then(|(_, w)| w.upgrade())
     }
 
-    /// Puts `engine` in force; its generation.
+    /// Puts `engine` in force; its generation. The engine replaced is freed here when
+    /// nothing else holds it.
     pub fn swap(&self, engine: Arc<I>) -> u32 {
-        let mut e = self.engines.lock().unwrap_or_else(|p| p.into_inner());
-        let g = e.back().map_or(0, |(g, _)| g + 1);
-        e.push_back((g, engine));
-        // The one just replaced always stays; older ones only while something else holds
-        // them: a worker that has not moved yet, the writer, or a batch on its way to the
-        // writer (`WorkerOut` holds the engine that inspected it), so the writer finds every
-        // batch's engine. Keeping a fixed number instead cost a gateway 700 MB of RSS after a
-        // handful of ET Open reloads (about 110 MB an engine; benches/RESULTS.md).
-        let newest_two = e.len().saturating_sub(2);
-        let mut i = 0;
-        e.retain(|(_, engine)| {
-            i += 1;
-            i > newest_two || Arc::strong_count(engine) > 1
-        });
-        // Published after the engine is in the list, so a worker that sees the new number
+        let mut e = self.lock();
+        let g = e.current.0 + 1;
+        let (old_g, old) = std::mem::replace(&mut e.current, (g, engine));
+        e.older.retain(|(_, w)| w.strong_count() > 0);
+        e.older.push((old_g, Arc::downgrade(&old)));
+        // Published after the engine is in place, so a worker that sees the new number
         // finds its engine.
         self.generation.store(g, Ordering::Release);
+        drop(e);
+        drop(old);
         g
     }
 }
@@ -91,31 +103,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn generations_count_up_and_old_engines_stay_for_a_while() {
+    fn old_engines_live_while_something_holds_them() {
         let slot = EngineSlot::new(Arc::new("first"));
         assert_eq!(slot.generation(), 0);
+        // A worker still on the first engine, as workers are until their next batch.
+        let worker = slot.current().1;
         assert_eq!(slot.swap(Arc::new("second")), 1);
         assert_eq!((slot.generation(), *slot.current().1), (1, "second"));
         assert_eq!(slot.get(0).as_deref(), Some(&"first"), "alerts of the old engine still find it");
-        // A worker still on generation 1 (its next batch not started yet) keeps it.
-        let held = slot.current().1;
+        // The worker moves; a batch it inspected with the first engine is still on its way.
+        let batch = worker;
         assert_eq!(slot.swap(Arc::new("third")), 2);
         assert_eq!(slot.swap(Arc::new("fourth")), 3);
-        assert!(slot.get(0).is_none(), "nobody holds the first: dropped");
-        assert_eq!(slot.get(1).as_deref(), Some(&"second"), "held by a worker: kept");
-        drop(held);
-        assert_eq!(slot.swap(Arc::new("fifth")), 4);
-        assert!(slot.get(1).is_none() && slot.get(2).is_none(), "held by nobody: dropped");
-        assert_eq!(slot.get(3).as_deref(), Some(&"fourth"), "the one just replaced always stays");
-        // However many are held, all are kept: a batch on its way to the writer holds its own.
-        let held: Vec<_> = (0..6).map(|i| {
-            slot.swap(Arc::new(if i % 2 == 0 { "x" } else { "y" }));
-            slot.current().1
-        }).collect();
-        assert!((5..=slot.generation()).all(|g| slot.get(g).is_some()));
-        drop(held);
-        slot.swap(Arc::new("last"));
-        assert_eq!((0..=slot.generation()).filter(|&g| slot.get(g).is_some()).count(), 2, "once let go, only two stay");
-        assert_eq!(slot.get(slot.generation()).as_deref(), Some(&*slot.current().1));
+        assert_eq!(slot.get(0).as_deref(), Some(&"first"), "however many reloads came since");
+        assert!(slot.get(1).is_none() && slot.get(2).is_none(), "held by nobody: gone at once");
+        drop(batch);
+        assert!(slot.get(0).is_none(), "written: gone");
+        assert_eq!(slot.get(3).as_deref(), Some(&"fourth"));
+        assert!(slot.get(4).is_none());
+        slot.swap(Arc::new("fifth"));
+        assert_eq!(slot.lock().older.len(), 1, "dead entries are dropped at the next swap");
     }
 }

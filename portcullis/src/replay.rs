@@ -1045,6 +1045,14 @@ impl<I: Inspector> EventSink<I> {
         }
     }
 
+    /// Moves to the rules in force, so the engine a reload replaced is freed once the last
+    /// batch it inspected is written (that batch holds it meanwhile; see `crate::reload`).
+    pub(crate) fn follow_reload(&mut self) {
+        if let Some(g) = self.slot.as_ref().map(|s| s.generation()) {
+            self.use_generation(g);
+        }
+    }
+
     /// Makes `engine` and `threshold` those of generation `g` (a reload happened, or a
     /// worker's last batch of the old rules arrived after another's first of the new).
     fn use_generation(&mut self, g: u32) {
