@@ -30,7 +30,7 @@ if [ -d "$PORTCULLIS_DATA/suricata-verify/tests" ]; then
   # Every suricata-verify test Portcullis can run, checked against its expected EVE events;
   # the tests in the ratchet file must keep passing, and the pass rate is also given over the
   # tests Suricata 7.0.10 itself passes (the baseline). A few seconds: most tests are skipped
-  # (with their reasons in target/suricata-verify.json) before anything is replayed.
+  # (with their reasons in suricata-verify.json in the target directory) before anything is replayed.
   "$xtask" suricata-verify --ratchet xtask/suricata-verify-ratchet.txt --baseline xtask/suricata-verify-baseline.txt \
     --report "$target/suricata-verify.json"
 else

@@ -7,16 +7,19 @@
 //! alerts up in the engine that raised them, by the generation the batch carries.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
-/// The engine in force and its generation, and the ones before it while anything holds them.
+/// The engine in force and its generation, and the ones before it while anything else
+/// holds them.
 ///
-/// Older engines are kept weakly: an engine lives exactly as long as a worker still inspects
-/// with it, a batch it inspected is on its way to the writer (`WorkerOut` holds its engine),
-/// or the writer uses it. Then the writer finds every batch's engine however many reloads
-/// came in between, and an engine nobody needs is freed at once. Keeping the last four
-/// strongly cost a gateway 700 MB of RSS after a handful of ET Open reloads (about 110 MB an
-/// engine; benches/RESULTS.md).
+/// An old engine stays exactly as long as a worker still inspects with it, a batch it
+/// inspected is on its way to the writer (`WorkerOut` holds its engine), or the writer uses
+/// it: then the writer finds every batch's engine however many reloads came in between.
+/// [`EngineSlot::prune`] (at every swap, and on the writer's once-a-second tick) lets go of
+/// the rest, and frees them on a thread of their own: an ET Open engine is about 110 MB of
+/// small allocations, not something to free on the packet path or the writer's. Keeping
+/// the last four instead cost a gateway 700 MB of RSS after a handful of reloads
+/// (benches/RESULTS.md).
 #[derive(Debug)]
 pub struct EngineSlot<I> {
     generation: AtomicU32,
@@ -26,10 +29,10 @@ pub struct EngineSlot<I> {
 #[derive(Debug)]
 struct Engines<I> {
     current: (u32, Arc<I>),
-    older: Vec<(u32, Weak<I>)>,
+    older: Vec<(u32, Arc<I>)>,
 }
 
-impl<I> EngineSlot<I> {
+impl<I: Send + Sync + 'static> EngineSlot<I> {
     pub fn new(engine: Arc<I>) -> Arc<EngineSlot<I>> {
         Arc::new(EngineSlot { generation: AtomicU32::new(0), engines: Mutex::new(Engines { current: (0, engine), older: Vec::new() }) })
     }
@@ -56,23 +59,45 @@ impl<I> EngineSlot<I> {
         if e.current.0 == g {
             return Some(e.current.1.clone());
         }
-        e.older.iter().find(|(x, _)| *x == g).and_then(|(_, w)| w.upgrade())
+        e.older.iter().find(|(x, _)| *x == g).map(|(_, engine)| engine.clone())
     }
 
-    /// Puts `engine` in force; its generation. The engine replaced is freed here when
-    /// nothing else holds it.
+    /// Puts `engine` in force; its generation.
     pub fn swap(&self, engine: Arc<I>) -> u32 {
         let mut e = self.lock();
         let g = e.current.0 + 1;
-        let (old_g, old) = std::mem::replace(&mut e.current, (g, engine));
-        e.older.retain(|(_, w)| w.strong_count() > 0);
-        e.older.push((old_g, Arc::downgrade(&old)));
+        let old = std::mem::replace(&mut e.current, (g, engine));
+        e.older.push(old);
         // Published after the engine is in place, so a worker that sees the new number
         // finds its engine.
         self.generation.store(g, Ordering::Release);
         drop(e);
-        drop(old);
+        self.prune();
         g
+    }
+
+    /// Lets go of the old engines nothing else holds (nobody can take a new hold on them
+    /// meanwhile: only the slot hands them out, under its lock), freeing them off this
+    /// thread. Returns how many went.
+    pub fn prune(&self) -> usize {
+        let mut gone = Vec::new();
+        {
+            let mut e = self.lock();
+            let mut i = 0;
+            while i < e.older.len() {
+                if Arc::strong_count(&e.older[i].1) == 1 {
+                    gone.push(e.older.swap_remove(i).1);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        let n = gone.len();
+        if n > 0 {
+            // If no thread can be had, the caller frees them: slower, never wrong.
+            let _ = std::thread::Builder::new().name("engine-free".into()).spawn(move || drop(gone));
+        }
+        n
     }
 }
 
@@ -116,12 +141,13 @@ mod tests {
         assert_eq!(slot.swap(Arc::new("third")), 2);
         assert_eq!(slot.swap(Arc::new("fourth")), 3);
         assert_eq!(slot.get(0).as_deref(), Some(&"first"), "however many reloads came since");
-        assert!(slot.get(1).is_none() && slot.get(2).is_none(), "held by nobody: gone at once");
+        assert!(slot.get(1).is_none() && slot.get(2).is_none(), "held by nobody: gone");
         drop(batch);
-        assert!(slot.get(0).is_none(), "written: gone");
+        assert_eq!(slot.get(0).as_deref(), Some(&"first"), "until the next prune");
+        assert_eq!(slot.prune(), 1);
+        assert!(slot.get(0).is_none(), "written and pruned: gone");
         assert_eq!(slot.get(3).as_deref(), Some(&"fourth"));
         assert!(slot.get(4).is_none());
-        slot.swap(Arc::new("fifth"));
-        assert_eq!(slot.lock().older.len(), 1, "dead entries are dropped at the next swap");
+        assert_eq!(slot.prune(), 0);
     }
 }

@@ -715,10 +715,16 @@ impl<I: Inspector> Shard<I> {
         Shard { table: FlowTable::new(cfg), det: engine.map(|e| WorkerDetect::new(e, ips)), slot: None, ml, app: AppStats::default() }
     }
 
-    /// Follows `slot`: the shard moves to a reloaded engine between two batches.
+    /// Follows `slot`: the shard moves to a reloaded engine between two batches. It starts
+    /// on the slot's engine, which a reload may have replaced since this shard was built.
     pub(crate) fn with_engine_slot(mut self, slot: Arc<crate::reload::EngineSlot<I>>) -> Self {
         if let Some(d) = self.det.as_mut() {
-            d.generation = slot.generation();
+            let (g, engine) = slot.current();
+            if !Arc::ptr_eq(&d.engine, &engine) {
+                d.scratch = engine.new_scratch();
+                d.engine = engine;
+            }
+            d.generation = g;
         }
         self.slot = Some(slot);
         self
@@ -789,13 +795,19 @@ impl<I: Inspector> Shard<I> {
                 d.packet(bp, batch.l3(bp), u, table, out);
             }
         }
-        self.expire(watermark, out);
+        // Not `expire`: a reload that landed while the packets were inspected waits for the
+        // next batch, so everything in this one comes from the engine it is stamped with.
+        self.expire_flows(watermark, out);
     }
 
     /// Ends the flows whose timeout passed at `now` and scores what the batch exported.
     pub(crate) fn expire(&mut self, now: Timestamp, out: &mut WorkerOut) {
         self.follow_reload();
         self.stamp(out);
+        self.expire_flows(now, out);
+    }
+
+    fn expire_flows(&mut self, now: Timestamp, out: &mut WorkerOut) {
         let before = out.records.len();
         match self.ml.as_mut() {
             Some(m) => {
@@ -1051,6 +1063,9 @@ impl<I: Inspector> EventSink<I> {
         if let Some(g) = self.slot.as_ref().map(|s| s.generation()) {
             self.use_generation(g);
         }
+        if let Some(slot) = &self.slot {
+            slot.prune();
+        }
     }
 
     /// Makes `engine` and `threshold` those of generation `g` (a reload happened, or a
@@ -1061,13 +1076,12 @@ impl<I: Inspector> EventSink<I> {
             return;
         }
         let Some(e) = slot.get(g) else { return };
-        let fresh = e.new_threshold();
         if let Some(t) = self.threshold.take() {
             self.old_thresholds.push((self.generation, t));
         }
         self.threshold = Some(match self.old_thresholds.iter().position(|(x, _)| *x == g) {
             Some(i) => self.old_thresholds.swap_remove(i).1,
-            None => fresh,
+            None => e.new_threshold(),
         });
         self.old_thresholds.retain(|(x, _)| slot.get(*x).is_some());
         self.engine = Some(e);

@@ -268,8 +268,9 @@ impl Telemetry {
     /// jump by all it holds there).
     pub fn record_flows(&self, now: Instant, samples: Vec<FlowSample>) {
         let mut s = self.lock();
-        if !samples.iter().any(|w| w.walked) {
-            // Nobody looking: only the flow counts came. Rates start afresh at the next walk;
+        if !samples.iter().all(|w| w.walked) {
+            // Nobody looking (or the workers only starting to walk, each on its own second):
+            // only the flow counts are whole. Rates start afresh once every worker walked;
             // the model's verdicts stay for the flows a console will show then, within bounds.
             s.talkers.clear();
             s.prev_sources.clear();
