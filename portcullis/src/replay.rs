@@ -1060,12 +1060,9 @@ impl<I: Inspector> EventSink<I> {
     /// Moves to the rules in force, so the engine a reload replaced is freed once the last
     /// batch it inspected is written (that batch holds it meanwhile; see `crate::reload`).
     pub(crate) fn follow_reload(&mut self) {
-        if let Some(g) = self.slot.as_ref().map(|s| s.generation()) {
-            self.use_generation(g);
-        }
-        if let Some(slot) = &self.slot {
-            slot.prune();
-        }
+        let Some(slot) = self.slot.clone() else { return };
+        self.use_generation(slot.generation());
+        slot.prune();
     }
 
     /// Makes `engine` and `threshold` those of generation `g` (a reload happened, or a
