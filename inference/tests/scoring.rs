@@ -273,7 +273,7 @@ fn the_shipped_model_agrees_across_backends_on_cicids_rows() {
 /// Every how many shared rows the shipped model's backends are compared: tract's tree
 /// operator takes about 4 ms a row with the 650-tree v3, so all ~50,000 rows would take
 /// minutes (this test is the last to finish in CI); every 16th row of every class file,
-/// about 3,100 rows, still covers each class's whole time range.
+/// 2,714 of the 43,419, still covers each class's whole time range.
 const STRIDE: usize = 16;
 
 fn strided(d: &Dataset, stride: usize) -> FeatureBatch {
