@@ -428,7 +428,6 @@ impl Telemetry {
         }
     }
 
-    /// The console's view now.
     /// The snapshot a console (or any `snapshot` request) reads: it also tells the workers
     /// that someone is looking ([`Watch`]).
     pub fn snapshot(&self, policy: Option<&PolicyHandle>) -> Snapshot {

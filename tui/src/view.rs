@@ -570,9 +570,9 @@ pub(crate) fn draw_status(frame: &mut Frame<'_>, area: Rect, app: &App) {
         let shown = app.status().map_or("", |st| st.text.as_str());
         let out: Vec<&str> = app.waiting().iter().map(String::as_str).filter(|w| !shown.contains(w)).collect();
         if !out.is_empty() {
-            let text = format!("waiting for the daemon: {}", out.join(", "));
+            let text = fmt::truncate(&format!("waiting for the daemon: {}", out.join(", ")), w.saturating_sub(used));
             used += text.chars().count() + 3;
-            spans.push(Span::styled(fmt::truncate(&text, w.saturating_sub(spans.iter().map(Span::width).sum())), Style::new().add_modifier(Modifier::BOLD)));
+            spans.push(Span::styled(text, Style::new().add_modifier(Modifier::BOLD)));
             spans.push(Span::raw(" · "));
         }
         let room = w.saturating_sub(used);
