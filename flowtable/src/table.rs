@@ -472,12 +472,6 @@ impl FlowTable {
         (dir, established)
     }
 
-    /// Every live flow, in no particular order. Walks every slot: for a periodic snapshot
-    /// (once a second), never per packet.
-    pub fn live(&self) -> impl Iterator<Item = LiveFlow> + '_ {
-        self.map.values().map(|&i| self.live_flow(i))
-    }
-
     fn live_flow(&self, i: u32) -> LiveFlow {
         let s = &self.slots[i as usize];
         LiveFlow { flow: self.snapshot(i), slot: i, last: s.last, state: s.state, tcp_state: s.tcp.state }
@@ -510,7 +504,7 @@ impl FlowTable {
 
     /// Adds every live flow's bytes, packets (both ways) and one flow to its source address
     /// (the side that opened it) in `out`: what the console's top talkers show. Walks every
-    /// slot, like [`FlowTable::live`]: once a second, never per packet.
+    /// slot, like [`FlowTable::largest`]: once a second, never per packet.
     pub fn per_source<S: std::hash::BuildHasher>(&self, out: &mut std::collections::HashMap<std::net::IpAddr, (u64, u64, u64), S>) {
         for &i in self.map.values() {
             let s = &self.slots[i as usize];
